@@ -1,0 +1,67 @@
+"""The process-wide default database behind the module-level functions.
+
+Configured from the environment (DATABASE_URL and the PG_* variables) the
+first time it is needed, not at import, so importing diamond_db never fails.
+"""
+
+from __future__ import annotations
+
+from .config import Settings, settings_from_env
+from .database import Database, Pool
+
+
+class _DefaultDatabase(Database):
+    """A Database whose settings come from the environment, lazily."""
+
+    def __init__(self) -> None:
+        self._given = None
+        self._setup(None)
+
+    @property
+    def settings(self) -> Settings:
+        if self._given is None:
+            self._given = settings_from_env()
+            self._observer.slow_threshold = self._given.slow_query_threshold
+        return self._given
+
+    async def close(self) -> None:
+        await super().close()
+        self._given = None  # the next use reads the environment again
+
+
+default_database = _DefaultDatabase()
+
+
+def get_pool() -> Pool:
+    """The process-wide pool, built from DATABASE_URL (opened by the first operation).
+
+    Raises ValidationError naming DATABASE_URL when it is not set.
+    """
+    return default_database.pool
+
+
+async def close_pool() -> None:
+    """Close the process-wide pool (on shutdown); a later call opens a new one."""
+    await default_database.close()
+
+
+transaction = default_database.transaction
+
+# -- diamonds ----------------------------------------------------------------
+get_diamond_by_id = default_database.get_diamond_by_id
+
+# -- raw diamonds ------------------------------------------------------------
+
+# -- run metadata ------------------------------------------------------------
+create_run_metadata = default_database.create_run_metadata
+get_run_metadata = default_database.get_run_metadata
+
+# -- worker runs -------------------------------------------------------------
+
+# -- pricing rules -----------------------------------------------------------
+
+# -- api keys ----------------------------------------------------------------
+
+# -- hold history ------------------------------------------------------------
+
+# -- purchase history --------------------------------------------------------

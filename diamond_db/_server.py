@@ -1,0 +1,279 @@
+"""The one throw-away PostgreSQL resolver, shared by the tests, the pytest plugin, the CLI demo and
+the benchmarks.
+
+Order: the DIAMOND_DB_TEST_URL variable (never DATABASE_URL, which may be
+production); a testcontainers Postgres when a Docker daemon answers; a
+cluster made with the local PostgreSQL binaries (initdb/pg_ctl) in a temp
+folder. As root, the binaries run as the `postgres` system user, since initdb
+and pg_ctl refuse to run as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+TEST_URL_VARIABLE = "DIAMOND_DB_TEST_URL"
+
+
+class ServerUnavailable(RuntimeError):
+    """No PostgreSQL could be found or started; the message says what to install."""
+
+
+@dataclass
+class Server:
+    """A PostgreSQL server to create throw-away databases on.
+
+    `admin_url` points at its maintenance database. A server this process
+    started (a local cluster) can also be stopped, started and restarted,
+    which the fault tests use.
+    """
+
+    admin_url: str
+    kind: str
+    cluster: LocalCluster | None = None
+    _stop: list[contextlib.ExitStack] = field(default_factory=list, repr=False)
+
+    def create_database(self, prefix: str = "diamond_db_test") -> str:
+        """Create an empty uniquely named database; return its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return make_conninfo(self.admin_url, dbname=name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by create_database (its connections are terminated)."""
+        name = str(conninfo_to_dict(url)["dbname"])
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def close(self) -> None:
+        """Stop whatever this resolver started."""
+        while self._stop:
+            self._stop.pop().close()
+
+
+def resolve_server() -> Server:
+    """Find or start a PostgreSQL server, in the documented order."""
+    url = os.environ.get(TEST_URL_VARIABLE, "").strip()
+    if url:
+        return Server(admin_url=url, kind=TEST_URL_VARIABLE)
+    reasons: list[str] = []
+    docker = _try_testcontainers(reasons)
+    if docker is not None:
+        return docker
+    try:
+        cluster = LocalCluster.create()
+    except ServerUnavailable as exc:
+        reasons.append(str(exc))
+        raise ServerUnavailable(
+            "no PostgreSQL server for diamond_db: "
+            + "; ".join(reasons)
+            + f". Set {TEST_URL_VARIABLE} to a server you can create databases on, start a "
+            "Docker daemon, or install PostgreSQL's server binaries (Debian: apt-get install "
+            "postgresql)."
+        ) from exc
+    stack = contextlib.ExitStack()
+    stack.callback(cluster.destroy)
+    return Server(admin_url=cluster.url, kind="local", cluster=cluster, _stop=[stack])
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[tuple[Server, str]]:
+    """A server and a fresh empty database on it, both gone afterwards."""
+    server = resolve_server()
+    try:
+        url = server.create_database()
+        try:
+            yield server, url
+        finally:
+            server.drop_database(url)
+    finally:
+        server.close()
+
+
+def _try_testcontainers(reasons: list[str]) -> Server | None:
+    try:
+        import docker
+        from testcontainers.postgres import PostgresContainer
+    except ImportError:
+        reasons.append("testcontainers is not installed")
+        return None
+    try:
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        reasons.append("no Docker daemon answers")
+        return None
+    container = PostgresContainer("postgres:15-alpine", driver=None)
+    container.start()
+    stack = contextlib.ExitStack()
+    stack.callback(container.stop)
+    return Server(admin_url=container.get_connection_url(), kind="docker", _stop=[stack])
+
+
+@dataclass
+class LocalCluster:
+    """A PostgreSQL cluster in a temp folder, run by the local binaries."""
+
+    bindir: Path
+    datadir: Path
+    port: int
+    user: str | None  # the system user the binaries run as, when we are root
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @classmethod
+    def create(cls) -> LocalCluster:
+        """initdb a new cluster and start it on a free loopback port."""
+        bindir = find_bindir()
+        user = None
+        if os.geteuid() == 0:
+            user = "postgres"
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                raise ServerUnavailable(
+                    "running as root and there is no 'postgres' system user to run initdb as"
+                ) from None
+        base = Path(tempfile.mkdtemp(prefix="diamond_db_pg_"))
+        if user is not None:
+            shutil.chown(base, user=user)
+        cluster = cls(bindir=bindir, datadir=base / "data", port=_free_port(), user=user)
+        cluster._run(
+            "initdb",
+            "-D",
+            str(cluster.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        cluster._configure()
+        cluster.start()
+        return cluster
+
+    def _configure(self) -> None:
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.datadir.parent}'",
+            "max_connections": "300",
+            "shared_buffers": "256MB",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "wal_level": "replica",
+            "max_wal_senders": "4",
+            "logging_collector": "off",
+        }
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write("\n# diamond_db throw-away cluster\n")
+            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
+        with (self.datadir / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.datadir.parent / "server.log"),
+            "-o",
+            f"-p {self.port}",
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (mode: smart, fast or immediate)."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "-t", "60", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server on the same port."""
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.datadir.parent / "server.log"),
+            "-o",
+            f"-p {self.port}",
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
+
+    def destroy(self) -> None:
+        """Stop the server and delete its folder."""
+        with contextlib.suppress(subprocess.CalledProcessError, ServerUnavailable):
+            self.stop("immediate")
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.bindir / program), *args]
+        if self.user is not None:
+            command = ["runuser", "-u", self.user, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")
+        if done.returncode != 0:
+            log = self.datadir.parent / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ServerUnavailable(
+                f"{program} failed ({done.returncode}): {done.stderr.strip()}\n{tail}"
+            )
+
+
+def find_bindir() -> Path:
+    """The folder holding initdb and pg_ctl: `pg_config --bindir`, else /usr/lib/postgresql/*."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            candidates.append(Path(done.stdout.strip()))
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version, reverse=True)
+    ]
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    raise ServerUnavailable(
+        "no initdb/pg_ctl found (pg_config --bindir, /usr/lib/postgresql/*/bin)"
+    )
+
+
+def _version(path: str) -> int:
+    part = Path(path).parent.name
+    return int(part) if part.isdigit() else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,51 @@
+"""The library's own errors.
+
+Database errors are not wrapped: they propagate as psycopg errors and keep
+their SQLSTATE (`err.sqlstate == "23505"`). What the library itself decides
+raises one of these, all under `DiamondDBError`.
+"""
+
+from __future__ import annotations
+
+from psycopg_pool import PoolTimeout
+
+
+class DiamondDBError(Exception):
+    """Base of every error raised by diamond_db itself."""
+
+
+class ValidationError(DiamondDBError, ValueError):
+    """An argument is invalid; raised before any SQL is sent.
+
+    `argument` names the offending argument (for a batch, with the row's
+    index), so a caller can point at it without parsing the message.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+class NotFoundError(DiamondDBError, LookupError):
+    """An operation addressed a row that does not exist."""
+
+
+class IdempotencyConflict(DiamondDBError):
+    """A replayed idempotency key came with different content than the stored row."""
+
+    def __init__(self, idempotency_key: str, message: str) -> None:
+        super().__init__(f"idempotency key {idempotency_key!r}: {message}")
+        self.idempotency_key = idempotency_key
+
+
+class DatabaseUnavailable(DiamondDBError, PoolTimeout):
+    """The server could not be reached within the connect timeout.
+
+    Subclasses psycopg_pool's PoolTimeout, so code that already handles a
+    pool timeout keeps working; the driver's error is the `__cause__`.
+    """
+
+    def __init__(self, host: str, port: str, message: str) -> None:
+        super().__init__(f"database at {host}:{port} is unavailable: {message}")
+        self.host = host
+        self.port = port

@@ -1,0 +1,254 @@
+"""Typed records: the rows the library returns and the inputs it accepts.
+
+Row records carry exactly the columns their statements select, named as the
+columns (a test checks each statement's columns against its record's fields).
+All are frozen and slotted: cheap to build, safe to share between tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+Availability = Literal["available", "on_hold", "sold", "unavailable"]
+DiamondStatus = Literal["active", "deleted"]
+ConsolidationStatus = Literal["pending", "processing", "done", "failed"]
+RunType = Literal["full", "incremental"]
+WorkerStatus = Literal["running", "completed", "failed"]
+HoldStatus = Literal["active", "expired", "released"]
+PurchaseStatus = Literal["pending", "confirmed", "failed"]
+
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diamond:
+    """A canonical diamond (table `diamonds`)."""
+
+    id: UUID
+    supplier: str
+    supplier_stone_id: str
+    offer_id: str
+    shape: str
+    carats: Decimal
+    color: str | None
+    clarity: str | None
+    cut: str | None
+    polish: str | None
+    symmetry: str | None
+    fluorescence: str | None
+    lab_grown: bool
+    treated: bool
+    supplier_price_cents: int
+    price_per_carat_cents: int
+    retail_price_cents: int | None
+    markup_ratio: Decimal | None
+    rating: int | None
+    availability: Availability
+    raw_availability: str | None
+    hold_id: str | None
+    image_url: str | None
+    video_url: str | None
+    certificate_lab: str | None
+    certificate_number: str | None
+    certificate_pdf_url: str | None
+    measurements: JSONObject | None
+    attributes: JSONObject | None
+    supplier_name: str | None
+    supplier_legal_name: str | None
+    status: DiamondStatus
+    source_updated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiamondInput:
+    """The supplier-owned columns of a diamond, as the consolidator writes them.
+
+    hold_id is absent on purpose: only the hold operations set it.
+    """
+
+    supplier_stone_id: str
+    offer_id: str
+    shape: str
+    carats: Decimal
+    supplier_price_cents: int
+    price_per_carat_cents: int
+    supplier: str = "nivoda"
+    color: str | None = None
+    clarity: str | None = None
+    cut: str | None = None
+    polish: str | None = None
+    symmetry: str | None = None
+    fluorescence: str | None = None
+    lab_grown: bool = False
+    treated: bool = False
+    retail_price_cents: int | None = None
+    markup_ratio: Decimal | None = None
+    rating: int | None = None
+    availability: Availability = "available"
+    raw_availability: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+    certificate_lab: str | None = None
+    certificate_number: str | None = None
+    certificate_pdf_url: str | None = None
+    measurements: JSONObject | None = None
+    attributes: JSONObject | None = None
+    supplier_name: str | None = None
+    supplier_legal_name: str | None = None
+    status: DiamondStatus = "active"
+    source_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawDiamond:
+    """A raw supplier payload (table `raw_diamonds_nivoda`)."""
+
+    id: UUID
+    run_id: UUID
+    supplier_stone_id: str
+    offer_id: str
+    source_updated_at: datetime | None
+    payload: JSONObject
+    payload_hash: str
+    consolidated: bool
+    consolidated_at: datetime | None
+    consolidation_status: ConsolidationStatus
+    claimed_by: str | None
+    claimed_at: datetime | None
+    consolidation_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RawDiamondInput:
+    """One raw payload for `upsert_raw_diamonds`."""
+
+    supplier_stone_id: str
+    offer_id: str
+    payload: JSONObject
+    source_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMetadata:
+    """A batch run (table `run_metadata`)."""
+
+    run_id: UUID
+    run_type: RunType
+    expected_workers: int
+    completed_workers: int
+    failed_workers: int
+    watermark_before: datetime | None
+    watermark_after: datetime | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerCounters:
+    """A run's counters right after one atomic increment: tells the last worker."""
+
+    completed_workers: int
+    expected_workers: int
+    failed_workers: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRun:
+    """One worker's attempt at one partition of a run (table `worker_runs`)."""
+
+    id: UUID
+    run_id: UUID
+    partition_id: str
+    worker_id: UUID
+    status: WorkerStatus
+    records_processed: int
+    error_message: str | None
+    work_item_payload: JSONObject | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PricingRule:
+    """A pricing rule (table `pricing_rules`); NULL criteria match everything."""
+
+    id: UUID
+    priority: int
+    carat_min: Decimal | None
+    carat_max: Decimal | None
+    shapes: list[str] | None
+    lab_grown: bool | None
+    supplier: str | None
+    markup_ratio: Decimal
+    rating: int | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    """An API client's key record (table `api_keys`); holds the hash, never the key."""
+
+    id: UUID
+    key_hash: str = field(repr=False)
+    client_name: str
+    permissions: list[str]
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldHistory:
+    """One supplier hold, granted or denied (table `hold_history`)."""
+
+    id: UUID
+    diamond_id: UUID
+    supplier: str
+    supplier_hold_id: str | None
+    offer_id: str
+    status: HoldStatus
+    denied: bool
+    hold_until: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PurchaseHistory:
+    """One purchase attempt (table `purchase_history`)."""
+
+    id: UUID
+    diamond_id: UUID
+    supplier: str
+    supplier_order_id: str | None
+    offer_id: str
+    idempotency_key: str
+    status: PurchaseStatus
+    reference: str | None
+    comments: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryEvent:
+    """What `Database(on_query=...)` receives after every statement.
+
+    Carries the statement's name, never its parameters.
+    """
+
+    name: str
+    duration: float
+    rows: int
+    error: BaseException | None

@@ -1,0 +1,1 @@
+-- API keys: only SHA-256 hashes are stored or compared.

@@ -1,0 +1,1 @@
+-- Supplier holds: the audit trail, and placing or releasing a hold on a diamond.

@@ -1,0 +1,1 @@
+-- Pricing rules: priority-ordered markups; NULL criteria match every diamond.

@@ -1,0 +1,1 @@
+-- Purchases: the audit trail, idempotent on the caller's key.

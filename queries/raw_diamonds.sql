@@ -1,0 +1,1 @@
+-- Raw supplier payloads (raw_diamonds_nivoda): ingestion and claim-based consolidation.

@@ -1,0 +1,1 @@
+-- Worker runs: one worker's attempt at one partition of a run.

@@ -1,0 +1,229 @@
+-- diamond_db schema.
+--
+-- Idempotent: every object is created only when missing, and the one seeded
+-- row is inserted only into an empty table, so running this file again is
+-- harmless. It runs in one transaction, serialised by an advisory lock, so
+-- two services bootstrapping at once cannot race each other.
+--
+-- Conventions: money is BIGINT cents, carats NUMERIC(6,2), ratios
+-- NUMERIC(5,4), ids UUID, timestamps TIMESTAMPTZ. Enumerated values are
+-- CHECK constraints; counters and flags are NOT NULL with defaults.
+
+BEGIN;
+
+-- Any constant works as long as every bootstrap uses the same one.
+SELECT pg_advisory_xact_lock(7263540011);
+
+-- Canonical inventory: what the API searches, holds and sells.
+CREATE TABLE IF NOT EXISTS diamonds (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    supplier TEXT NOT NULL DEFAULT 'nivoda',
+    supplier_stone_id TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    carats NUMERIC(6, 2) NOT NULL,
+    color TEXT,
+    clarity TEXT,
+    cut TEXT,
+    polish TEXT,
+    symmetry TEXT,
+    fluorescence TEXT,
+    lab_grown BOOLEAN NOT NULL DEFAULT FALSE,
+    treated BOOLEAN NOT NULL DEFAULT FALSE,
+    supplier_price_cents BIGINT NOT NULL,
+    price_per_carat_cents BIGINT NOT NULL,
+    retail_price_cents BIGINT,
+    markup_ratio NUMERIC(5, 4),
+    rating INTEGER,
+    availability TEXT NOT NULL DEFAULT 'available',
+    raw_availability TEXT,
+    hold_id TEXT,
+    image_url TEXT,
+    video_url TEXT,
+    certificate_lab TEXT,
+    certificate_number TEXT,
+    certificate_pdf_url TEXT,
+    measurements JSONB,
+    attributes JSONB,
+    supplier_name TEXT,
+    supplier_legal_name TEXT,
+    status TEXT NOT NULL DEFAULT 'active',
+    source_updated_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    deleted_at TIMESTAMPTZ,
+    CONSTRAINT diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
+    CONSTRAINT diamonds_carats_check CHECK (carats > 0),
+    CONSTRAINT diamonds_prices_check CHECK (
+        supplier_price_cents >= 0
+        AND price_per_carat_cents >= 0
+        AND retail_price_cents >= 0
+    ),
+    CONSTRAINT diamonds_markup_ratio_check CHECK (markup_ratio > 0),
+    CONSTRAINT diamonds_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT diamonds_availability_check CHECK (
+        availability IN ('available', 'on_hold', 'sold', 'unavailable')
+    ),
+    CONSTRAINT diamonds_status_check CHECK (status IN ('active', 'deleted'))
+);
+
+-- get_diamond_by_offer_id: only live diamonds are ever looked up by offer.
+CREATE INDEX IF NOT EXISTS diamonds_offer_id_active_idx
+ON diamonds (offer_id) WHERE status = 'active';
+
+-- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
+CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id UUID NOT NULL,
+    supplier_stone_id TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    source_updated_at TIMESTAMPTZ,
+    payload JSONB NOT NULL,
+    payload_hash TEXT NOT NULL,
+    consolidated BOOLEAN NOT NULL DEFAULT FALSE,
+    consolidated_at TIMESTAMPTZ,
+    consolidation_status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT,
+    claimed_at TIMESTAMPTZ,
+    consolidation_error TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT raw_diamonds_nivoda_supplier_stone_id_key UNIQUE (supplier_stone_id),
+    CONSTRAINT raw_diamonds_nivoda_payload_hash_check CHECK (
+        payload_hash ~ '^[0-9a-f]{64}$'
+    ),
+    CONSTRAINT raw_diamonds_nivoda_consolidation_status_check CHECK (
+        consolidation_status IN ('pending', 'processing', 'done', 'failed')
+    ),
+    -- The legacy flag and the status can never disagree.
+    CONSTRAINT raw_diamonds_nivoda_consolidated_check CHECK (
+        consolidated = (consolidation_status = 'done')
+    )
+);
+
+-- Pricing: the first active rule by priority whose criteria match applies.
+-- A NULL criterion matches every diamond.
+CREATE TABLE IF NOT EXISTS pricing_rules (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    priority INTEGER NOT NULL DEFAULT 100,
+    carat_min NUMERIC(6, 2),
+    carat_max NUMERIC(6, 2),
+    shapes TEXT [],
+    lab_grown BOOLEAN,
+    supplier TEXT,
+    markup_ratio NUMERIC(5, 4) NOT NULL,
+    rating INTEGER,
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT pricing_rules_carat_range_check CHECK (carat_min <= carat_max),
+    CONSTRAINT pricing_rules_shapes_check CHECK (cardinality(shapes) > 0),
+    CONSTRAINT pricing_rules_markup_ratio_check CHECK (markup_ratio > 0),
+    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10)
+);
+
+-- The platform's default rule, seeded once into an empty table only, so an
+-- operator's later changes to the rules are never undone by a re-bootstrap.
+INSERT INTO pricing_rules (priority, markup_ratio, rating)
+SELECT
+    1000 AS priority,
+    1.15 AS markup_ratio,
+    5 AS rating
+WHERE NOT EXISTS (SELECT 1 FROM pricing_rules);
+
+-- One row per batch run; workers bump the counters atomically.
+CREATE TABLE IF NOT EXISTS run_metadata (
+    run_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_type TEXT NOT NULL,
+    expected_workers INTEGER NOT NULL,
+    completed_workers INTEGER NOT NULL DEFAULT 0,
+    failed_workers INTEGER NOT NULL DEFAULT 0,
+    watermark_before TIMESTAMPTZ,
+    watermark_after TIMESTAMPTZ,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at TIMESTAMPTZ,
+    CONSTRAINT run_metadata_run_type_check CHECK (run_type IN ('full', 'incremental')),
+    CONSTRAINT run_metadata_counters_check CHECK (
+        expected_workers >= 0
+        AND completed_workers >= 0
+        AND failed_workers >= 0
+    )
+);
+
+-- One row per (run, partition): a partition is worked by one worker at a time.
+CREATE TABLE IF NOT EXISTS worker_runs (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id UUID NOT NULL REFERENCES run_metadata (run_id) ON DELETE CASCADE,
+    partition_id TEXT NOT NULL,
+    worker_id UUID NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    records_processed INTEGER NOT NULL DEFAULT 0,
+    error_message TEXT,
+    work_item_payload JSONB,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at TIMESTAMPTZ,
+    CONSTRAINT worker_runs_run_partition_key UNIQUE (run_id, partition_id),
+    CONSTRAINT worker_runs_status_check CHECK (
+        status IN ('running', 'completed', 'failed')
+    ),
+    CONSTRAINT worker_runs_records_processed_check CHECK (records_processed >= 0)
+);
+
+-- API clients. Only SHA-256 hashes of keys are stored, never a raw key.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    key_hash TEXT NOT NULL,
+    client_name TEXT NOT NULL,
+    permissions TEXT [] NOT NULL DEFAULT '{}',
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_used_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ,
+    CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+    CONSTRAINT api_keys_key_hash_check CHECK (key_hash ~ '^[0-9a-f]{64}$')
+);
+
+-- Audit trail of supplier holds, granted or denied.
+CREATE TABLE IF NOT EXISTS hold_history (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    diamond_id UUID NOT NULL REFERENCES diamonds (id),
+    supplier TEXT NOT NULL,
+    supplier_hold_id TEXT,
+    offer_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    denied BOOLEAN NOT NULL DEFAULT FALSE,
+    hold_until TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT hold_history_status_check CHECK (
+        status IN ('active', 'expired', 'released')
+    )
+);
+
+-- get_hold_history_by_diamond_id: newest first.
+CREATE INDEX IF NOT EXISTS hold_history_diamond_created_idx
+ON hold_history (diamond_id, created_at DESC);
+
+-- Audit trail of purchases; the idempotency key makes a retried purchase safe.
+CREATE TABLE IF NOT EXISTS purchase_history (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    diamond_id UUID NOT NULL REFERENCES diamonds (id),
+    supplier TEXT NOT NULL,
+    supplier_order_id TEXT,
+    offer_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    reference TEXT,
+    comments TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT purchase_history_idempotency_key_key UNIQUE (idempotency_key),
+    CONSTRAINT purchase_history_status_check CHECK (
+        status IN ('pending', 'confirmed', 'failed')
+    )
+);
+
+-- Foreign keys are not indexed by PostgreSQL itself.
+CREATE INDEX IF NOT EXISTS purchase_history_diamond_idx
+ON purchase_history (diamond_id);
+
+COMMIT;
