@@ -213,7 +213,7 @@ CREATE TABLE IF NOT EXISTS purchase_history (
     idempotency_key TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     reference TEXT,  -- noqa: RF04
-    comments TEXT,
+    comments TEXT,  -- noqa: RF04
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT purchase_history_idempotency_key_key UNIQUE (idempotency_key),
