@@ -111,7 +111,6 @@ def throwaway_database() -> Iterator[tuple[Server, str]]:
 def _try_testcontainers(reasons: list[str]) -> Server | None:
     try:
         import docker
-        from testcontainers.postgres import PostgresContainer
     except ImportError:
         reasons.append("testcontainers is not installed")
         return None
@@ -120,6 +119,10 @@ def _try_testcontainers(reasons: list[str]) -> Server | None:
     except Exception:
         reasons.append("no Docker daemon answers")
         return None
+    try:  # testcontainers >= 4.14 moved the module
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:
+        from testcontainers.postgres import PostgresContainer
     container = PostgresContainer("postgres:15-alpine", driver=None)
     container.start()
     stack = contextlib.ExitStack()

@@ -10,6 +10,7 @@ transaction or through `db.primary`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -19,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ._executor import Connection, Executor, Observer, OnQuery, run_statement
+from ._resources import bootstrap_sql
 from .config import UNSET, Seconds, Settings, Unset, resolve_settings
 from .errors import DatabaseUnavailable
 from .operations import Operations
@@ -139,6 +141,13 @@ class Database(Operations):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def bootstrap(self) -> None:
+        """Apply sql/bootstrap.sql (idempotent: creates what is missing, seeds an empty table)."""
+        async with self._acquire(self.pool) as conn:
+            started = time.perf_counter()
+            await conn.execute(bootstrap_sql().encode())
+            self._observer.report("bootstrap", started, 0, None)
 
     # -- connections --------------------------------------------------------
 

@@ -180,7 +180,7 @@ def _check_one(pgconn: Any, statement: Statement) -> str | None:
     handle = f"_check_{statement.name}".encode()
     prepared = pgconn.prepare(handle, to_numbered(statement.sql, statement.parameters).encode())
     if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
-        error = prepared.get_error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY)
+        error = prepared.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY)
         return bytes(error or b"prepare failed").decode()
     described = pgconn.describe_prepared(handle)
     pgconn.exec_(b"DEALLOCATE " + handle)
