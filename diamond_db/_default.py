@@ -59,9 +59,27 @@ get_run_metadata = default_database.get_run_metadata
 # -- worker runs -------------------------------------------------------------
 
 # -- pricing rules -----------------------------------------------------------
+create_pricing_rule = default_database.create_pricing_rule
+deactivate_pricing_rule = default_database.deactivate_pricing_rule
+get_active_pricing_rules = default_database.get_active_pricing_rules
+get_pricing_rule = default_database.get_pricing_rule
+match_pricing_rule = default_database.match_pricing_rule
+update_pricing_rule = default_database.update_pricing_rule
 
 # -- api keys ----------------------------------------------------------------
+create_api_key = default_database.create_api_key
+deactivate_api_key = default_database.deactivate_api_key
+update_api_key_last_used = default_database.update_api_key_last_used
+validate_api_key = default_database.validate_api_key
 
 # -- hold history ------------------------------------------------------------
+create_hold_history = default_database.create_hold_history
+get_hold_history_by_diamond_id = default_database.get_hold_history_by_diamond_id
+place_hold = default_database.place_hold
+release_hold = default_database.release_hold
+update_hold_status = default_database.update_hold_status
 
 # -- purchase history --------------------------------------------------------
+create_purchase_history = default_database.create_purchase_history
+get_purchase_by_idempotency_key = default_database.get_purchase_by_idempotency_key
+update_purchase_status = default_database.update_purchase_status

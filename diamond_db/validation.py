@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -189,3 +189,29 @@ def _show(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+_HEX_DIGITS: Final = frozenset("0123456789abcdef")
+
+
+def key_hash_arg(name: str, value: object) -> str:
+    """A SHA-256 hex digest (64 lowercase hex characters), such as an API key's hash.
+
+    The message never echoes the value: a rejected one may be a raw secret.
+    """
+    if not isinstance(value, str) or len(value) != 64 or not _HEX_DIGITS.issuperset(value):
+        raise ValidationError(
+            name,
+            "expected a SHA-256 hex digest (64 lowercase hex characters); "
+            f"got a {type(value).__name__} that is not one (value not shown)",
+        )
+    return value
+
+
+def timedelta_arg(name: str, value: object, *, minimum: timedelta | None = None) -> Any:
+    """A datetime.timedelta (bound as an INTERVAL), at least `minimum` when given."""
+    if not isinstance(value, timedelta):
+        raise ValidationError(name, f"expected a timedelta, got {_show(value)}")
+    if minimum is not None and value < minimum:
+        raise ValidationError(name, f"must be at least {minimum}, got {value}")
+    return value
