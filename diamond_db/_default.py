@@ -49,6 +49,12 @@ transaction = default_database.transaction
 
 # -- diamonds ----------------------------------------------------------------
 get_diamond_by_id = default_database.get_diamond_by_id
+get_diamond_by_offer_id = default_database.get_diamond_by_offer_id
+search_diamonds = default_database.search_diamonds
+soft_delete_diamond = default_database.soft_delete_diamond
+update_diamond_availability = default_database.update_diamond_availability
+upsert_diamond = default_database.upsert_diamond
+upsert_diamonds = default_database.upsert_diamonds
 
 # -- raw diamonds ------------------------------------------------------------
 

@@ -57,6 +57,7 @@ def text_arg(name: str, value: object, *, optional: bool = False, empty: bool = 
         raise ValidationError(name, f"expected a string, got {_show(value)}")
     if "\x00" in value:
         raise ValidationError(name, "contains a NUL byte, which PostgreSQL cannot store")
+    check_encodable(name, value)
     if not empty and not value.strip():
         raise ValidationError(name, "must not be empty")
     return value
@@ -166,6 +167,7 @@ def _check_json(path: str, value: object, depth: int) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValidationError(path, "contains a NUL byte, which JSONB cannot store")
+        check_encodable(path, value)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(path, "NaN and infinities are not valid JSON")
@@ -175,6 +177,7 @@ def _check_json(path: str, value: object, depth: int) -> None:
                 raise ValidationError(path, f"JSON object keys must be strings, got {_show(key)}")
             if "\x00" in key:
                 raise ValidationError(path, "a key contains a NUL byte")
+            check_encodable(f"{path} key", key)
             _check_json(f"{path}.{key}", item, depth + 1)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
@@ -215,3 +218,16 @@ def timedelta_arg(name: str, value: object, *, minimum: timedelta | None = None)
     if minimum is not None and value < minimum:
         raise ValidationError(name, f"must be at least {minimum}, got {value}")
     return value
+
+
+def check_encodable(name: str, value: str) -> None:
+    """Reject a str that is not valid Unicode (a lone surrogate, as json.loads can produce).
+
+    It cannot be encoded as UTF-8, so the driver would fail mid-batch.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            name, "contains a lone surrogate (invalid Unicode), which PostgreSQL cannot store"
+        ) from None

@@ -9,3 +9,162 @@
 SELECT *
 FROM diamonds
 WHERE id = :id AND status = 'active';
+
+-- name: get_diamond_by_offer_id(offer_id)^
+-- Fetch the live diamond sold under a supplier offer id (diamonds_offer_id_active_idx).
+-- Offer ids are not unique across suppliers: the most recently updated one wins.
+-- role: reader
+-- record: Diamond
+SELECT *
+FROM diamonds
+WHERE offer_id = :offer_id AND status = 'active'
+ORDER BY updated_at DESC, id ASC
+LIMIT 1;
+
+-- name: upsert_diamonds(diamonds)!
+-- Insert or update a batch of supplier diamonds in one statement. :diamonds is a
+-- JSON array with one object per diamond, keyed by column (keys distinct, sorted by
+-- the facade so that concurrent batches lock rows in the same order; NUMERIC values
+-- as strings, so they are never rounded through a float). The supplier's attributes
+-- are overwritten, updated_at bumped, created_at kept. Two rules protect the
+-- platform's own state: a hold placed through the library (on_hold with a hold_id)
+-- survives unless the supplier reports the stone sold or unavailable, which also
+-- clears hold_id; status 'active' revives a soft-deleted diamond (deleted_at cleared).
+-- role: writer
+INSERT INTO diamonds AS d (
+    supplier, supplier_stone_id, offer_id, shape, carats, color, clarity, cut,
+    polish, symmetry, fluorescence, lab_grown, treated, supplier_price_cents,
+    price_per_carat_cents, retail_price_cents, markup_ratio, rating, availability,
+    raw_availability, image_url, video_url, certificate_lab, certificate_number,
+    certificate_pdf_url, measurements, attributes, supplier_name,
+    supplier_legal_name, status, source_updated_at, deleted_at
+)
+SELECT
+    incoming.*,
+    CASE WHEN incoming.status = 'deleted' THEN now() END AS deleted_at
+FROM
+    jsonb_to_recordset(:diamonds::JSONB)
+        AS incoming (
+            supplier TEXT,
+            supplier_stone_id TEXT,
+            offer_id TEXT,
+            shape TEXT,
+            carats NUMERIC,
+            color TEXT,
+            clarity TEXT,
+            cut TEXT,
+            polish TEXT,
+            symmetry TEXT,
+            fluorescence TEXT,
+            lab_grown BOOLEAN,
+            treated BOOLEAN,
+            supplier_price_cents BIGINT,
+            price_per_carat_cents BIGINT,
+            retail_price_cents BIGINT,
+            markup_ratio NUMERIC,
+            rating INTEGER,
+            availability TEXT,
+            raw_availability TEXT,
+            image_url TEXT,
+            video_url TEXT,
+            certificate_lab TEXT,
+            certificate_number TEXT,
+            certificate_pdf_url TEXT,
+            measurements JSONB,
+            attributes JSONB,
+            supplier_name TEXT,
+            supplier_legal_name TEXT,
+            status TEXT,
+            source_updated_at TIMESTAMPTZ
+        )
+ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
+    SET
+        offer_id = excluded.offer_id,
+        shape = excluded.shape,
+        carats = excluded.carats,
+        color = excluded.color,
+        clarity = excluded.clarity,
+        cut = excluded.cut,
+        polish = excluded.polish,
+        symmetry = excluded.symmetry,
+        fluorescence = excluded.fluorescence,
+        lab_grown = excluded.lab_grown,
+        treated = excluded.treated,
+        supplier_price_cents = excluded.supplier_price_cents,
+        price_per_carat_cents = excluded.price_per_carat_cents,
+        retail_price_cents = excluded.retail_price_cents,
+        markup_ratio = excluded.markup_ratio,
+        rating = excluded.rating,
+        -- A library hold (on_hold with a hold_id) survives unless the stone is gone.
+        availability = CASE
+            WHEN
+                d.availability = 'on_hold'
+                AND d.hold_id IS NOT NULL
+                AND excluded.availability NOT IN ('sold', 'unavailable')
+                THEN d.availability
+            ELSE excluded.availability
+        END,
+        hold_id = CASE
+            WHEN excluded.availability IN ('sold', 'unavailable') THEN NULL
+            ELSE d.hold_id
+        END,
+        raw_availability = excluded.raw_availability,
+        image_url = excluded.image_url,
+        video_url = excluded.video_url,
+        certificate_lab = excluded.certificate_lab,
+        certificate_number = excluded.certificate_number,
+        certificate_pdf_url = excluded.certificate_pdf_url,
+        measurements = excluded.measurements,
+        attributes = excluded.attributes,
+        supplier_name = excluded.supplier_name,
+        supplier_legal_name = excluded.supplier_legal_name,
+        status = excluded.status,
+        -- 'active' revives a soft-deleted diamond; a repeated 'deleted' keeps the first date.
+        deleted_at = CASE
+            WHEN excluded.status = 'active' THEN NULL
+            ELSE coalesce(d.deleted_at, now())
+        END,
+        source_updated_at = excluded.source_updated_at,
+        updated_at = now();
+
+-- name: update_diamond_availability(id, availability, hold_id)!
+-- Set a live diamond's availability and hold id unconditionally.
+-- role: writer
+UPDATE diamonds
+SET availability = :availability, hold_id = :hold_id, updated_at = now()
+WHERE id = :id AND status = 'active';
+
+-- name: compare_and_set_diamond_availability(id, availability, hold_id, expected)!
+-- Set a live diamond's availability and hold id only if its availability is still
+-- :expected. The row lock makes concurrent callers queue; each re-checks the
+-- condition on the committed row, so of N holders of an available diamond one wins.
+-- role: writer
+UPDATE diamonds
+SET availability = :availability, hold_id = :hold_id, updated_at = now()
+WHERE id = :id AND status = 'active' AND availability = :expected;
+
+-- name: get_diamond_by_supplier_key(supplier, supplier_stone_id)^
+-- Fetch a diamond by its supplier key, soft-deleted or not: what an upsert stored.
+-- role: reader
+-- record: Diamond
+SELECT *
+FROM diamonds
+WHERE supplier = :supplier AND supplier_stone_id = :supplier_stone_id;
+
+-- name: soft_delete_diamond(id)!
+-- Soft-delete a live diamond (status 'deleted', deleted_at set); a deleted or
+-- unknown one is left as it is, so repeating the call changes nothing.
+-- role: writer
+UPDATE diamonds
+SET status = 'deleted', deleted_at = now(), updated_at = now()
+WHERE id = :id AND status = 'active';
+
+-- name: search_diamonds_base()
+-- The live diamonds every search starts from. Never run alone: diamond_db/search.py
+-- wraps it as `FROM (...) AS d` and adds the WHERE, ORDER BY and LIMIT of its
+-- reviewed catalogue of predicates and sort keys (see render_search there).
+-- role: reader
+-- record: Diamond
+SELECT *
+FROM diamonds
+WHERE status = 'active';

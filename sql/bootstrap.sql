@@ -71,6 +71,85 @@ CREATE TABLE IF NOT EXISTS diamonds (
 CREATE INDEX IF NOT EXISTS diamonds_offer_id_active_idx
 ON diamonds (offer_id) WHERE status = 'active';
 
+-- Clarity grades best first (FL ... I3 = 1 ... 12), any other grade 13, NULL stays
+-- NULL. The search sorts by (diamond_clarity_rank(clarity), clarity, id): grade
+-- order, unknown grades alphabetically, NULL last; immutable, so it is indexable.
+CREATE OR REPLACE FUNCTION diamond_clarity_rank(clarity TEXT) RETURNS SMALLINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN clarity IS NULL THEN NULL
+    WHEN clarity = 'FL' THEN 1
+    WHEN clarity = 'IF' THEN 2
+    WHEN clarity = 'VVS1' THEN 3
+    WHEN clarity = 'VVS2' THEN 4
+    WHEN clarity = 'VS1' THEN 5
+    WHEN clarity = 'VS2' THEN 6
+    WHEN clarity = 'SI1' THEN 7
+    WHEN clarity = 'SI2' THEN 8
+    WHEN clarity = 'SI3' THEN 9
+    WHEN clarity = 'I1' THEN 10
+    WHEN clarity = 'I2' THEN 11
+    WHEN clarity = 'I3' THEN 12
+    ELSE 13
+END;
+
+-- search_diamonds (diamond_db/search.py). Every index is partial on live diamonds,
+-- the only ones a search sees. One (sort key, id) index per sort key serves that
+-- sort in both directions, including keyset (cursor) pages, which start with an
+-- index condition (key, id) > (last key, last id) instead of an OFFSET; a nullable
+-- key is read in two index ranges, non-NULL then NULL, so NULLs come last both ways.
+-- The price of these eleven indexes is paid by writes: measured on 1M diamonds,
+-- batch upserts went from ~5,100 to ~2,900 rows/s (new rows), ~3,500 to ~2,200
+-- (updates), while every search page takes under 5 ms from an index.
+
+-- sort_by created_at (the default sort, newest first).
+CREATE INDEX IF NOT EXISTS diamonds_search_created_at_idx
+ON diamonds (created_at, id) WHERE status = 'active';
+
+-- sort_by supplier_price_cents; also price_min/price_max ranges without lab_grown.
+CREATE INDEX IF NOT EXISTS diamonds_search_price_idx
+ON diamonds (supplier_price_cents, id) WHERE status = 'active';
+
+-- sort_by carats; also carat_min/carat_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_carats_idx
+ON diamonds (carats, id) WHERE status = 'active';
+
+-- sort_by price_per_carat_cents.
+CREATE INDEX IF NOT EXISTS diamonds_search_price_per_carat_idx
+ON diamonds (price_per_carat_cents, id) WHERE status = 'active';
+
+-- sort_by color (alphabetical, D first).
+CREATE INDEX IF NOT EXISTS diamonds_search_color_idx
+ON diamonds (color, id) WHERE status = 'active';
+
+-- sort_by clarity (by grade, see diamond_clarity_rank).
+CREATE INDEX IF NOT EXISTS diamonds_search_clarity_idx
+ON diamonds (diamond_clarity_rank(clarity), clarity, id) WHERE status = 'active';
+
+-- sort_by retail_price_cents.
+CREATE INDEX IF NOT EXISTS diamonds_search_retail_price_idx
+ON diamonds (retail_price_cents, id) WHERE status = 'active';
+
+-- sort_by rating; also rating_min.
+CREATE INDEX IF NOT EXISTS diamonds_search_rating_idx
+ON diamonds (rating, id) WHERE status = 'active';
+
+-- lab_grown with a price range, sorted by price or counted (an index-only scan).
+CREATE INDEX IF NOT EXISTS diamonds_search_lab_grown_price_idx
+ON diamonds (lab_grown, supplier_price_cents, id) WHERE status = 'active';
+
+-- The storefront's grade searches (colors, clarities, shape, lab_grown, carat and
+-- price ranges, as in the README example): matches and counts from the index alone.
+CREATE INDEX IF NOT EXISTS diamonds_search_grade_idx
+ON diamonds (color, clarity, shape, lab_grown, carats, supplier_price_cents)
+WHERE status = 'active';
+
+-- Shape-first searches without colours (shape, lab_grown, a carat range): measured
+-- on 1M diamonds, OVAL lab-grown >= 2 ct went from 138 ms to 5-11 ms (count included).
+CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
+ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
+WHERE status = 'active';
+
 -- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
 CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),

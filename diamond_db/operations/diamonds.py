@@ -2,11 +2,134 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any, Final
 from uuid import UUID
 
 from .._executor import Executor
-from ..records import Diamond
-from ..validation import uuid_arg
+from ..errors import ValidationError
+from ..records import Availability, Diamond, DiamondInput
+from ..search import DiamondSearch, Page, build_search, compose, make_page, page_row
+from ..validation import (
+    AVAILABILITIES,
+    DIAMOND_STATUSES,
+    bool_arg,
+    choice_arg,
+    datetime_arg,
+    decimal_arg,
+    int_arg,
+    json_arg,
+    text_arg,
+    uuid_arg,
+)
+
+Check = Callable[[str, object], Any]
+
+
+def _text(name: str, value: object) -> Any:
+    return text_arg(name, value)
+
+
+def _optional_text(name: str, value: object) -> Any:
+    return text_arg(name, value, optional=True, empty=True)
+
+
+def _carats(name: str, value: object) -> Any:
+    carats = decimal_arg(name, value)
+    if carats <= 0:
+        raise ValidationError(name, f"must be positive, got {carats}")
+    return str(carats)  # JSON text: NUMERIC stays exact, never a float
+
+
+def _markup_ratio(name: str, value: object) -> Any:
+    ratio = decimal_arg(name, value, places=4, digits=5, optional=True)
+    if ratio is not None and ratio <= 0:
+        raise ValidationError(name, f"must be positive, got {ratio}")
+    return None if ratio is None else str(ratio)
+
+
+def _cents(name: str, value: object) -> Any:
+    return int_arg(name, value, minimum=0)
+
+
+def _optional_cents(name: str, value: object) -> Any:
+    return int_arg(name, value, minimum=0, optional=True)
+
+
+def _moment(name: str, value: object) -> Any:
+    moment = datetime_arg(name, value, optional=True)
+    return None if moment is None else moment.isoformat()
+
+
+# How each DiamondInput field is checked and turned into its JSON value for upsert_diamonds.
+_INPUT_CHECKS: Final[dict[str, Check]] = {
+    "supplier": _text,
+    "supplier_stone_id": _text,
+    "offer_id": _text,
+    "shape": _text,
+    "carats": _carats,
+    "supplier_price_cents": _cents,
+    "price_per_carat_cents": _cents,
+    "color": _optional_text,
+    "clarity": _optional_text,
+    "cut": _optional_text,
+    "polish": _optional_text,
+    "symmetry": _optional_text,
+    "fluorescence": _optional_text,
+    "lab_grown": bool_arg,
+    "treated": bool_arg,
+    "retail_price_cents": _optional_cents,
+    "markup_ratio": _markup_ratio,
+    "rating": lambda n, v: int_arg(n, v, minimum=1, maximum=10, optional=True),
+    "availability": lambda n, v: choice_arg(n, v, AVAILABILITIES),
+    "raw_availability": _optional_text,
+    "image_url": _optional_text,
+    "video_url": _optional_text,
+    "certificate_lab": _optional_text,
+    "certificate_number": _optional_text,
+    "certificate_pdf_url": _optional_text,
+    "measurements": lambda n, v: json_arg(n, v, optional=True),
+    "attributes": lambda n, v: json_arg(n, v, optional=True),
+    "supplier_name": _optional_text,
+    "supplier_legal_name": _optional_text,
+    "status": lambda n, v: choice_arg(n, v, DIAMOND_STATUSES),
+    "source_updated_at": _moment,
+}
+assert set(_INPUT_CHECKS) == {f.name for f in fields(DiamondInput)}
+
+
+def _input_row(argument: str, diamond: object) -> dict[str, Any]:
+    """One DiamondInput as the JSON object upsert_diamonds reads, checked field by field."""
+    if not isinstance(diamond, DiamondInput):
+        raise ValidationError(argument, f"expected a DiamondInput, got {type(diamond).__name__}")
+    row: dict[str, Any] = {}
+    for name, check in _INPUT_CHECKS.items():
+        try:
+            row[name] = check(f"{argument}.{name}", getattr(diamond, name))
+        except ValidationError as error:
+            key = (
+                f"(supplier={diamond.supplier!r}, supplier_stone_id={diamond.supplier_stone_id!r})"
+            )
+            message = str(error).removeprefix(f"{error.argument}: ")
+            raise ValidationError(error.argument, f"{message} [key {key[:200]}]") from None
+    return row
+
+
+def _json_number(value: object) -> Any:
+    """json.dumps fallback: a Decimal inside measurements/attributes becomes a JSON number."""
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _batch(rows: Sequence[dict[str, Any]]) -> str:
+    """The :diamonds parameter: last row per key wins, sorted by key (a stable lock order)."""
+    latest = {(row["supplier"], row["supplier_stone_id"]): row for row in rows}
+    ordered = [latest[key] for key in sorted(latest)]
+    return json.dumps(ordered, default=_json_number, separators=(",", ":"), ensure_ascii=False)
 
 
 class DiamondOperations(Executor):
@@ -15,3 +138,75 @@ class DiamondOperations(Executor):
     async def get_diamond_by_id(self, id: UUID | str) -> Diamond | None:
         """The active diamond with this id, or None (soft-deleted ones are not found)."""
         return await self._one(Diamond, "get_diamond_by_id", id=uuid_arg("id", id))
+
+    async def get_diamond_by_offer_id(self, offer_id: str) -> Diamond | None:
+        """The active diamond sold under this offer id, or None."""
+        offer = text_arg("offer_id", offer_id)
+        return await self._one(Diamond, "get_diamond_by_offer_id", offer_id=offer)
+
+    async def upsert_diamond(self, diamond: DiamondInput) -> Diamond:
+        """Insert or update one diamond on (supplier, supplier_stone_id); the stored row.
+
+        Same statement and rules as upsert_diamonds; the stored row is read back
+        in the same transaction, on the primary.
+        """
+        row = _input_row("diamond", diamond)
+        async with self._atomic() as tx:
+            await tx._rowcount("upsert_diamonds", diamonds=_batch([row]))
+            stored = await tx._one(
+                Diamond,
+                "get_diamond_by_supplier_key",
+                supplier=row["supplier"],
+                supplier_stone_id=row["supplier_stone_id"],
+            )
+        assert stored is not None  # just written in this transaction
+        return stored
+
+    async def upsert_diamonds(self, diamonds: Sequence[DiamondInput]) -> int:
+        """Insert or update a batch in one statement, all or nothing; distinct diamonds written.
+
+        Every row is checked before anything is sent (the error names its index
+        and key); a key repeated in the batch counts once, its last row wins.
+        """
+        if isinstance(diamonds, str | bytes) or not isinstance(diamonds, Sequence):
+            raise ValidationError("diamonds", "expected a sequence of DiamondInput")
+        rows = [_input_row(f"diamonds[{i}]", d) for i, d in enumerate(diamonds)]
+        if not rows:
+            return 0
+        return await self._rowcount("upsert_diamonds", diamonds=_batch(rows))
+
+    async def update_diamond_availability(
+        self,
+        id: UUID | str,
+        availability: Availability,
+        hold_id: str | None = None,
+        *,
+        expected: Availability | None = None,
+    ) -> bool:
+        """Set a live diamond's availability and hold_id; whether a row changed.
+
+        With `expected`, only if its availability still equals it (compare-and-set:
+        of concurrent callers, exactly one wins).
+        """
+        params: dict[str, Any] = {
+            "id": uuid_arg("id", id),
+            "availability": choice_arg("availability", availability, AVAILABILITIES),
+            "hold_id": text_arg("hold_id", hold_id, optional=True),
+        }
+        if expected is None:
+            return await self._rowcount("update_diamond_availability", **params) > 0
+        params["expected"] = choice_arg("expected", expected, AVAILABILITIES)
+        return await self._rowcount("compare_and_set_diamond_availability", **params) > 0
+
+    async def soft_delete_diamond(self, id: UUID | str) -> bool:
+        """Soft-delete a live diamond; True if this call deleted it (idempotent)."""
+        return await self._rowcount("soft_delete_diamond", id=uuid_arg("id", id)) > 0
+
+    async def search_diamonds(
+        self, params: DiamondSearch | None = None, **filters: Any
+    ) -> Page[Diamond]:
+        """One page of live diamonds matching the filters (see diamond_db.search)."""
+        search = build_search(params, filters)
+        query = compose(search)
+        rows = await self._composed("search_diamonds", "reader", query.sql, query.params, page_row)
+        return make_page(search, rows)

@@ -1,0 +1,532 @@
+"""The diamond search: DiamondSearch -> the predicate catalogue -> one composed statement.
+
+Filters, sort keys and the SQL each one adds are listed once, in CATALOGUE
+below, for review. The statement starts from `search_diamonds_base` in
+queries/diamonds.sql (the live diamonds) and appends only catalogue text: values
+are always bound parameters, identifiers never come from the caller. Deep pages
+use an opaque keyset cursor instead of OFFSET, so page 10,000 costs what page 1
+costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final, Generic, Literal, TypeVar
+from uuid import UUID
+
+from psycopg.rows import RowMaker
+
+from .errors import ValidationError
+from .records import Availability, Diamond
+from .registry import default_registry
+from .validation import (
+    AVAILABILITIES,
+    INT4_MAX,
+    bool_arg,
+    choice_arg,
+    decimal_arg,
+    int_arg,
+    text_arg,
+    text_list_arg,
+    uuid_arg,
+)
+
+T = TypeVar("T")
+
+SortBy = Literal[
+    "created_at",
+    "supplier_price_cents",
+    "carats",
+    "color",
+    "clarity",
+    "price_per_carat_cents",
+    "retail_price_cents",
+    "rating",
+]
+SortOrder = Literal["asc", "desc"]
+CountMode = Literal["exact", "capped", "none"]
+Values = str | Sequence[str]
+
+MAX_LIMIT: Final = 100  # the platform's cap on a page
+DEFAULT_COUNT_CAP: Final = 10_000
+COUNT_MODES: Final = ("exact", "capped", "none")
+SORT_ORDERS: Final = ("asc", "desc")
+
+
+# -- THE CATALOGUE -------------------------------------------------------------
+# Every predicate and sort key a search can send, in one place. `d` is a live
+# diamond (`FROM (search_diamonds_base) AS d`); %(name)s is a bound parameter.
+# Present filters are joined with AND; absent ones (None, or an empty list) add
+# nothing. Indexes serving them: sql/bootstrap.sql, "search_diamonds".
+
+PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "shape": "d.shape = ANY(%(shape)s)",
+        "carat_min": "d.carats >= %(carat_min)s",
+        "carat_max": "d.carats <= %(carat_max)s",
+        "colors": "d.color = ANY(%(colors)s)",
+        "clarities": "d.clarity = ANY(%(clarities)s)",
+        "cuts": "d.cut = ANY(%(cuts)s)",
+        "polishes": "d.polish = ANY(%(polishes)s)",
+        "symmetries": "d.symmetry = ANY(%(symmetries)s)",
+        "fluorescences": "d.fluorescence = ANY(%(fluorescences)s)",
+        "certificate_labs": "d.certificate_lab = ANY(%(certificate_labs)s)",
+        "lab_grown": "d.lab_grown = %(lab_grown)s",
+        "treated": "d.treated = %(treated)s",
+        "price_min": "d.supplier_price_cents >= %(price_min)s",
+        "price_max": "d.supplier_price_cents <= %(price_max)s",
+        "rating_min": "d.rating >= %(rating_min)s",
+        "availability": "d.availability = ANY(%(availability)s)",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """How one sort_by value orders rows: SQL expressions, then `d.id` as the tie-break.
+
+    `after` are the same expressions over the cursor's value (%(after_value)s),
+    for the keyset condition (exprs..., d.id) > (after..., %(after_id)s).
+    `column` is the Diamond field the cursor carries; `nullable` keys are read in
+    two index ranges (non-NULL, then NULL) so that NULLs come last in both orders.
+    """
+
+    column: str
+    exprs: tuple[str, ...]
+    after: tuple[str, ...]
+    nullable: bool
+    kind: type[Any]
+
+
+def _plain(column: str, kind: type[Any], *, nullable: bool = False) -> SortKey:
+    return SortKey(column, (f"d.{column}",), ("%(after_value)s",), nullable, kind)
+
+
+SORT_KEYS: Final[Mapping[str, SortKey]] = MappingProxyType(
+    {
+        "created_at": _plain("created_at", datetime),
+        "supplier_price_cents": _plain("supplier_price_cents", int),
+        "carats": _plain("carats", Decimal),
+        "color": _plain("color", str, nullable=True),
+        # By grade (FL best ... I3), then unknown grades alphabetically: bootstrap.sql.
+        "clarity": SortKey(
+            "clarity",
+            ("diamond_clarity_rank(d.clarity)", "d.clarity"),
+            ("diamond_clarity_rank(%(after_value)s::TEXT)", "%(after_value)s::TEXT"),
+            True,
+            str,
+        ),
+        "price_per_carat_cents": _plain("price_per_carat_cents", int),
+        "retail_price_cents": _plain("retail_price_cents", int, nullable=True),
+        "rating": _plain("rating", int, nullable=True),
+    }
+)
+
+# -- the search record ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiamondSearch:
+    """One search: every filter plus paging, sorting, cursor and count mode.
+
+    Validated and normalised on construction (lists become tuples, carats
+    Decimals, limit capped at 100), so a bad value fails here, naming its field.
+    """
+
+    shape: Values | None = None
+    carat_min: Decimal | int | float | str | None = None
+    carat_max: Decimal | int | float | str | None = None
+    colors: Values | None = None
+    clarities: Values | None = None
+    cuts: Values | None = None
+    polishes: Values | None = None
+    symmetries: Values | None = None
+    fluorescences: Values | None = None
+    certificate_labs: Values | None = None
+    lab_grown: bool | None = None
+    treated: bool | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    rating_min: int | None = None
+    availability: Availability | Sequence[Availability] | None = None
+    page: int = 1
+    limit: int = 50
+    sort_by: SortBy = "created_at"
+    sort_order: SortOrder = "desc"
+    cursor: str | None = None
+    count: CountMode = "exact"
+    count_cap: int = DEFAULT_COUNT_CAP
+    _after: _After | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, value in _normalised(self).items():
+            object.__setattr__(self, name, value)
+        if self.cursor is not None:
+            object.__setattr__(self, "_after", _decode_cursor(self, self.cursor))
+
+    def filters(self) -> dict[str, Any]:
+        """The present filters, by name, as they are bound."""
+        values = {name: getattr(self, name) for name in PREDICATES}
+        return {name: _bindable(value) for name, value in values.items() if value is not None}
+
+
+FIELDS: Final = frozenset(f.name for f in dataclasses.fields(DiamondSearch) if f.init)
+
+
+def _normalised(s: DiamondSearch) -> dict[str, Any]:
+    values: dict[str, Any] = {"shape": _values("shape", s.shape)}
+    for name in ("colors", "clarities", "cuts", "polishes", "symmetries", "fluorescences"):
+        values[name] = _values(name, getattr(s, name))
+    values["certificate_labs"] = _values("certificate_labs", s.certificate_labs)
+    availability = _values("availability", s.availability)
+    for i, value in enumerate(availability or ()):
+        choice_arg(f"availability[{i}]", value, AVAILABILITIES)
+    values["availability"] = availability
+    values["carat_min"] = decimal_arg("carat_min", s.carat_min, optional=True)
+    values["carat_max"] = decimal_arg("carat_max", s.carat_max, optional=True)
+    values["lab_grown"] = bool_arg("lab_grown", s.lab_grown, optional=True)
+    values["treated"] = bool_arg("treated", s.treated, optional=True)
+    values["price_min"] = int_arg("price_min", s.price_min, minimum=0, optional=True)
+    values["price_max"] = int_arg("price_max", s.price_max, minimum=0, optional=True)
+    values["rating_min"] = int_arg("rating_min", s.rating_min, minimum=1, maximum=10, optional=True)
+    _check_range("carat", values["carat_min"], values["carat_max"])
+    _check_range("price", values["price_min"], values["price_max"])
+    values["page"] = int_arg("page", s.page, minimum=1, maximum=INT4_MAX)
+    values["limit"] = min(int_arg("limit", s.limit, minimum=1), MAX_LIMIT)
+    values["sort_by"] = choice_arg("sort_by", s.sort_by, tuple(SORT_KEYS))
+    values["sort_order"] = choice_arg("sort_order", s.sort_order, SORT_ORDERS)
+    values["count"] = choice_arg("count", s.count, COUNT_MODES)
+    values["count_cap"] = int_arg("count_cap", s.count_cap, minimum=1, maximum=INT4_MAX - 1)
+    values["cursor"] = text_arg("cursor", s.cursor, optional=True)
+    return values
+
+
+def _values(name: str, value: object) -> tuple[str, ...] | None:
+    """A tuple of strings (one string is one value); None when empty or absent."""
+    values = text_list_arg(name, value, optional=True)
+    return tuple(values) if values else None
+
+
+def _check_range(name: str, low: Any, high: Any) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValidationError(f"{name}_min", f"must not exceed {name}_max ({low} > {high})")
+
+
+def _bindable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def build_search(params: DiamondSearch | None, filters: Mapping[str, Any]) -> DiamondSearch:
+    """The DiamondSearch of `search_diamonds(params, **filters)`; filters override params."""
+    for name in filters:
+        if name not in FIELDS:
+            raise ValidationError(name, "unknown search filter or option")
+    if params is None:
+        return DiamondSearch(**filters)
+    if not isinstance(params, DiamondSearch):
+        raise ValidationError("params", f"expected a DiamondSearch, got {type(params).__name__}")
+    return dataclasses.replace(params, **filters) if filters else params
+
+
+# -- pages ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of results.
+
+    `total` is None with count="none", and the cap (total_is_exact False) when a
+    capped count reaches it. `next_cursor` continues after the last item (None on
+    the last page); `page` is this page's number, also for a cursor page.
+    """
+
+    items: list[T]
+    total: int | None
+    total_is_exact: bool
+    page: int
+    limit: int
+    total_pages: int | None
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedQuery:
+    """A composed search statement in psycopg's %(name)s style, and its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+# -- keyset cursors ------------------------------------------------------------
+# A cursor is base64url (unpadded) of compact JSON: {"f": fingerprint, "p": page,
+# "v": last sort value, "i": last id}. The fingerprint pins it to one search
+# (filters, sort, limit, count mode); it is opaque, not secret: forging one only
+# moves the start of a page, whose values are still bound parameters.
+
+_CURSOR_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _After:
+    """Where a cursor page starts: after (value, id) of the previous page's last row."""
+
+    value: Any
+    id: UUID
+    page: int
+
+
+def _fingerprint(search: DiamondSearch) -> str:
+    shape = {name: _jsonable(value) for name, value in search.filters().items()}
+    shape.update(
+        v=_CURSOR_VERSION,
+        sort_by=search.sort_by,
+        sort_order=search.sort_order,
+        limit=search.limit,
+        count=search.count,
+        count_cap=search.count_cap,
+    )
+    text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value.normalize())
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def encode_cursor(search: DiamondSearch, last: Diamond, next_page: int) -> str:
+    """The cursor of the page after the one ending with `last`."""
+    value = getattr(last, SORT_KEYS[search.sort_by].column)
+    data = {"f": _fingerprint(search), "p": next_page, "v": _jsonable(value), "i": str(last.id)}
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(search: DiamondSearch, cursor: str) -> _After:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True)
+        data = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise ValidationError("cursor", "malformed cursor") from None
+    if not isinstance(data, dict) or set(data) != {"f", "p", "v", "i"}:
+        raise ValidationError("cursor", "malformed cursor")
+    if data["f"] != _fingerprint(search):
+        raise ValidationError("cursor", "the cursor belongs to a different search")
+    try:
+        page = int_arg("cursor", data["p"], minimum=2, maximum=INT4_MAX)
+        value = _cursor_value(SORT_KEYS[search.sort_by], data["v"])
+        return _After(value, uuid_arg("cursor", data["i"]), page)
+    except ValidationError:
+        raise ValidationError("cursor", "malformed cursor") from None
+
+
+def _cursor_value(key: SortKey, value: object) -> Any:
+    if value is None:
+        if not key.nullable:
+            raise ValidationError("cursor", "malformed cursor")
+        return None
+    if key.kind is datetime:
+        if not isinstance(value, str):
+            raise ValidationError("cursor", "malformed cursor")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("cursor", "malformed cursor") from None
+        if moment.tzinfo is None:
+            raise ValidationError("cursor", "malformed cursor")
+        return moment
+    if key.kind is Decimal:
+        return decimal_arg("cursor", value if isinstance(value, str) else None)
+    if key.kind is int:
+        return int_arg("cursor", value, minimum=-(2**63))
+    return text_arg("cursor", value, empty=True)
+
+
+# -- composition ---------------------------------------------------------------
+
+
+def _base_sql() -> str:
+    return default_registry()["search_diamonds_base"].sql.strip().rstrip(";").strip()
+
+
+def _from_live() -> str:
+    return "FROM (\n" + textwrap.indent(_base_sql(), "    ") + "\n) AS d"
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return "WHERE " + "\n    AND ".join(conditions) if conditions else ""
+
+
+def _order_by(key: SortKey, direction: str, *, nulls_last: bool = False) -> str:
+    nulls = " NULLS LAST" if nulls_last else ""
+    terms = [f"{expr} {direction}{nulls}" for expr in key.exprs]
+    return "ORDER BY " + ", ".join([*terms, f"d.id {direction}"])
+
+
+def _select(conditions: Sequence[str], key: SortKey, direction: str, limit: str) -> str:
+    parts = ["SELECT d.*", _from_live(), _where(conditions), _order_by(key, direction), limit]
+    return "\n".join(part for part in parts if part)
+
+
+def _keyset(key: SortKey, direction: str) -> str:
+    op = ">" if direction == "ASC" else "<"
+    left = ", ".join([*key.exprs, "d.id"])
+    right = ", ".join([*key.after, "%(after_id)s"])
+    return f"({left}) {op} ({right})"
+
+
+def _page_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -> str:
+    """The statement fetching limit + 1 rows (the extra one says a next page exists)."""
+    key = SORT_KEYS[search.sort_by]
+    direction = search.sort_order.upper()
+    after = search._after
+    offset = 0 if after is not None else (search.page - 1) * search.limit
+    if after is not None:
+        params.update(after_value=after.value, after_id=after.id)
+    params["limit"] = search.limit + 1
+    tail = "LIMIT %(limit)s" + (" OFFSET %(offset)s" if offset else "")
+    if offset:
+        params["offset"] = offset
+    if not key.nullable:
+        return _select(where + ([_keyset(key, direction)] if after else []), key, direction, tail)
+    params["range_limit"] = search.limit + 1 + offset
+    return _nulls_last_page(key, direction, where, after, tail)
+
+
+def _nulls_last_page(
+    key: SortKey, direction: str, where: list[str], after: _After | None, tail: str
+) -> str:
+    """A nullable key's page: the non-NULL rows in key order, then the NULL rows by id.
+
+    Each range is read from the (key, id) index (backwards for DESC) and cut at
+    limit + offset rows; the outer ORDER BY merges the two short lists. A cursor
+    that stopped among the NULLs skips the first range.
+    """
+    head = key.exprs[0]
+    ranges = []
+    if after is None or after.value is not None:
+        keyset = [_keyset(key, direction)] if after else []
+        ranges.append([*where, f"{head} IS NOT NULL", *keyset])
+    op = ">" if direction == "ASC" else "<"
+    nulls_after = [f"d.id {op} %(after_id)s"] if after is not None and after.value is None else []
+    ranges.append([*where, f"{head} IS NULL", *nulls_after])
+    selects = [
+        "(\n" + textwrap.indent(_select(r, key, direction, "LIMIT %(range_limit)s"), "    ") + "\n)"
+        for r in ranges
+    ]
+    union = "\n    UNION ALL\n".join(textwrap.indent(s, "    ") for s in selects)
+    order = _order_by(key, direction, nulls_last=True)
+    return f"SELECT d.*\nFROM (\n{union}\n) AS d\n{order}\n{tail}"
+
+
+def _count_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -> str:
+    counted = "\n".join(part for part in ("SELECT 1", _from_live(), _where(where)) if part)
+    if search.count == "capped":
+        # Stop after cap + 1 matches: enough to tell "exactly n" from "more than cap".
+        params["count_limit"] = search.count_cap + 1
+        counted += "\nLIMIT %(count_limit)s"
+    return "SELECT count(*) AS n\nFROM (\n" + textwrap.indent(counted, "    ") + "\n) AS matched"
+
+
+def compose(search: DiamondSearch) -> RenderedQuery:
+    """The one statement that fetches a page of `search` (and its count, unless "none").
+
+    Why this form: the count is a separate scalar subquery joined to the page, so
+    the page keeps its index-ordered LIMIT plan and the count its own plan (often
+    an index-only scan), in one round trip. Measured on 1M diamonds (970k live):
+    the joined form costs what the two statements cost apart (README search 3.0 ms
+    vs 2.1 + 1.1 ms, no filter 84 ms vs 0.6 + 83 ms) minus a round trip, while
+    count(*) OVER () over the page query must read every match before the LIMIT
+    (no filter: 964 ms). An empty page still returns one row carrying the count.
+    """
+    params = search.filters()
+    where = [PREDICATES[name] for name in params]
+    page = _page_sql(search, where, params)
+    if search.count == "none":
+        return RenderedQuery(page, params)
+    key = SORT_KEYS[search.sort_by]
+    count = _count_sql(search, where, params)
+    order = _order_by(key, search.sort_order.upper(), nulls_last=True)
+    sql = (
+        "SELECT d.*, total.n AS search_total\n"
+        f"FROM (\n{textwrap.indent(count, '    ')}\n) AS total\n"
+        f"LEFT JOIN (\n{textwrap.indent(page, '    ')}\n) AS d ON TRUE\n"
+        f"{order}"
+    )
+    return RenderedQuery(sql, params)
+
+
+def render_search(params: DiamondSearch | None = None, **filters: Any) -> RenderedQuery:
+    """The statement search_diamonds would run, and its parameters, without running it.
+
+    For review, logging and EXPLAIN; executing it with plain psycopg returns the
+    same rows (the diamond columns, plus search_total unless count="none").
+    """
+    return compose(build_search(params, filters))
+
+
+# -- results -------------------------------------------------------------------
+
+Row = tuple[Diamond | None, int | None]
+_DIAMOND_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Diamond))
+
+
+def page_row(cursor: Any) -> RowMaker[Row]:
+    """Row factory of the composed statement: (Diamond or None for an empty page, count)."""
+    names = [column.name for column in cursor.description or ()]
+    total_at = names.index("search_total") if "search_total" in names else None
+    positions = [names.index(name) for name in _DIAMOND_FIELDS]
+
+    def make(values: Sequence[Any]) -> Row:
+        total = None if total_at is None else values[total_at]
+        if values[positions[0]] is None:  # the count's row when the page is empty
+            return None, total
+        diamond = Diamond(**{n: values[i] for n, i in zip(_DIAMOND_FIELDS, positions, strict=True)})
+        return diamond, total
+
+    return make
+
+
+def make_page(search: DiamondSearch, rows: Sequence[Row]) -> Page[Diamond]:
+    """The Page for the rows of compose(search)."""
+    items = [diamond for diamond, _ in rows if diamond is not None]
+    number = search._after.page if search._after is not None else search.page
+    next_cursor = None
+    if len(items) > search.limit:
+        items = items[: search.limit]
+        next_cursor = encode_cursor(search, items[-1], number + 1)
+    counted = rows[0][1] if rows else None
+    total, exact = _total(search, counted)
+    pages = None if total is None else math.ceil(total / search.limit)
+    return Page(
+        items=items,
+        total=total,
+        total_is_exact=exact,
+        page=number,
+        limit=search.limit,
+        total_pages=pages,
+        next_cursor=next_cursor,
+    )
+
+
+def _total(search: DiamondSearch, counted: int | None) -> tuple[int | None, bool]:
+    if search.count == "none" or counted is None:
+        return None, False
+    if search.count == "capped" and counted > search.count_cap:
+        return search.count_cap, False
+    return counted, True

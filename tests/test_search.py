@@ -1,0 +1,694 @@
+"""search_diamonds against an independent Python oracle over the same seeded rows, and its plans.
+
+The plans section seeds 100,000 diamonds and checks with EXPLAIN that rows come from an
+index (README example, deep cursor pages), never from a sequential scan of diamonds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.rows import dict_row
+
+from diamond_db import (
+    Database,
+    DiamondInput,
+    DiamondSearch,
+    Page,
+    RenderedQuery,
+    ValidationError,
+    render_search,
+)
+from diamond_db._resources import bootstrap_sql
+from diamond_db._server import Server
+from diamond_db.records import Diamond
+from diamond_db.search import SORT_KEYS
+
+Row = dict[str, Any]
+
+SHAPES = ["ROUND", "ROUND", "ROUND", "OVAL", "PRINCESS", "PEAR", "CUSHION"]
+COLORS = [*"DEFGHIJK", None]
+GRADES = ["FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "SI3", "I1", "I2", "I3"]
+CLARITIES = [*GRADES, "N/A", "AA", None]
+FINISHES = ["EX", "VG", "GD", None]
+FLUORESCENCES = ["NON", "FNT", "MED", None]
+LABS = ["GIA", "IGI", "HRD", None]
+AVAILABILITIES = ["available"] * 6 + ["on_hold", "sold", "unavailable"]
+SORTS = list(SORT_KEYS)  # the whitelist itself
+ROWS = 2400
+BATCH = 400  # every row of a batch gets the same created_at: ties broken by id
+
+
+def synthetic(n: int, rng: random.Random) -> DiamondInput:
+    """A random supplier diamond with frequent ties and NULLs in the nullable columns."""
+    carats = Decimal(rng.randint(30, 300)) / 100
+    price = rng.randint(1, 200) * 5_000
+    return DiamondInput(
+        supplier_stone_id=f"S{n}",
+        offer_id=f"O{n}",
+        shape=rng.choice(SHAPES),
+        carats=carats,
+        color=rng.choice(COLORS),
+        clarity=rng.choice(CLARITIES),
+        cut=rng.choice(FINISHES),
+        polish=rng.choice(FINISHES),
+        symmetry=rng.choice(FINISHES),
+        fluorescence=rng.choice(FLUORESCENCES),
+        lab_grown=rng.random() < 0.4,
+        treated=rng.random() < 0.1,
+        supplier_price_cents=price,
+        price_per_carat_cents=int(price / carats),
+        retail_price_cents=None if rng.random() < 0.2 else price * 115 // 100,
+        rating=None if rng.random() < 0.25 else rng.randint(1, 10),
+        availability=rng.choice(AVAILABILITIES),  # type: ignore[arg-type]
+        certificate_lab=rng.choice(LABS),
+        status="deleted" if rng.random() < 0.05 else "active",
+    )
+
+
+async def _seed(url: str) -> None:
+    rng = random.Random(20240601)
+    stones = [synthetic(n, rng) for n in range(ROWS)]
+    async with Database(url, min_size=1) as db:
+        for start in range(0, ROWS, BATCH):
+            assert await db.upsert_diamonds(stones[start : start + BATCH]) == BATCH
+
+
+@contextmanager
+def own_database(server: Server) -> Iterator[str]:
+    """A bootstrapped database of the module's own (the searches only read), dropped after."""
+    url = server.create_database()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(bootstrap_sql().encode())
+        yield url
+    finally:
+        server.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def search_url(diamond_db_server: Server) -> Iterator[str]:
+    """The oracle's database, seeded once through upsert_diamonds."""
+    with own_database(diamond_db_server) as url:
+        asyncio.run(_seed(url))
+        yield url
+
+
+@pytest.fixture(scope="module")
+def rows(search_url: str) -> list[Row]:
+    """Every stored diamond, read directly: the oracle's input."""
+    with psycopg.connect(search_url, row_factory=dict_row) as conn:
+        return conn.execute("SELECT * FROM diamonds").fetchall()
+
+
+@pytest.fixture
+async def db(search_url: str) -> AsyncIterator[Database]:
+    async with Database(search_url, min_size=1) as database:
+        yield database
+
+
+# -- the oracle ----------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    return values or None
+
+
+def _matches(row: Row, f: dict[str, Any]) -> bool:
+    for name, column in [
+        ("shape", "shape"),
+        ("colors", "color"),
+        ("clarities", "clarity"),
+        ("cuts", "cut"),
+        ("polishes", "polish"),
+        ("symmetries", "symmetry"),
+        ("fluorescences", "fluorescence"),
+        ("certificate_labs", "certificate_lab"),
+        ("availability", "availability"),
+    ]:
+        values = _as_list(f.get(name))
+        if values is not None and row[column] not in values:
+            return False
+    for name, column in [("lab_grown", "lab_grown"), ("treated", "treated")]:
+        if f.get(name) is not None and row[column] is not f[name]:
+            return False
+    bounds = [
+        ("carat_min", "carats", 1),
+        ("carat_max", "carats", -1),
+        ("price_min", "supplier_price_cents", 1),
+        ("price_max", "supplier_price_cents", -1),
+        ("rating_min", "rating", 1),
+    ]
+    for name, column, sign in bounds:
+        if f.get(name) is None:
+            continue
+        bound = Decimal(repr(f[name])) if isinstance(f[name], float) else Decimal(f[name])
+        if row[column] is None or (row[column] - bound) * sign < 0:
+            return False
+    return True
+
+
+def _sort_value(row: Row, sort_by: str) -> tuple[Any, ...]:
+    value = row[sort_by]
+    if sort_by == "clarity":
+        return (GRADES.index(value) if value in GRADES else len(GRADES), value)
+    return (value,)
+
+
+def oracle(rows: Sequence[Row], **f: Any) -> list[UUID]:
+    """The ids a search must return, in order: filters, sort, NULLs last, ties by id."""
+    sort_by = f.get("sort_by", "created_at")
+    reverse = f.get("sort_order", "desc") == "desc"
+    live = [r for r in rows if r["status"] == "active" and _matches(r, f)]
+    present = [r for r in live if r[sort_by] is not None]
+    present.sort(key=lambda r: (_sort_value(r, sort_by), r["id"]), reverse=reverse)
+    missing = sorted(
+        (r for r in live if r[sort_by] is None), key=lambda r: r["id"], reverse=reverse
+    )
+    return [r["id"] for r in present + missing]
+
+
+def ids(page: Page[Diamond]) -> list[UUID]:
+    return [d.id for d in page.items]
+
+
+async def walk(db: Database, *, by_cursor: bool, **f: Any) -> list[Page[Diamond]]:
+    """Every page of a search, following next_cursor or page numbers."""
+    pages = [await db.search_diamonds(**f)]
+    while pages[-1].next_cursor is not None:
+        if by_cursor:
+            pages.append(await db.search_diamonds(**f, cursor=pages[-1].next_cursor))
+        else:
+            pages.append(await db.search_diamonds(**f, page=len(pages) + 1))
+    return pages
+
+
+async def check_walk(db: Database, rows: Sequence[Row], *, by_cursor: bool, **f: Any) -> None:
+    expected = oracle(rows, **f)
+    pages = await walk(db, by_cursor=by_cursor, **f)
+    limit = f.get("limit", 50)
+    assert [i for p in pages for i in ids(p)] == expected
+    assert [p.page for p in pages] == list(range(1, len(pages) + 1))
+    for p in pages:
+        assert (p.total, p.total_is_exact, p.limit) == (len(expected), True, limit)
+        assert p.total_pages == -(-len(expected) // limit)
+    assert len(pages) == max(1, -(-len(expected) // limit))
+
+
+# -- filters -------------------------------------------------------------------
+
+ONE_FILTER: list[tuple[str, Any]] = [
+    ("shape", "ROUND"),
+    ("shape", ["OVAL", "PEAR"]),
+    ("shape", []),
+    ("carat_min", Decimal("1.5")),
+    ("carat_min", "2"),
+    ("carat_max", 0.75),
+    ("carat_max", 1),
+    ("colors", ["D", "E"]),
+    ("colors", "F"),
+    ("clarities", ["VVS1", "N/A"]),
+    ("cuts", ["EX"]),
+    ("polishes", "VG"),
+    ("symmetries", ("GD",)),
+    ("fluorescences", ["NON", "FNT"]),
+    ("certificate_labs", ["GIA"]),
+    ("certificate_labs", []),
+    ("lab_grown", True),
+    ("lab_grown", False),
+    ("treated", True),
+    ("price_min", 500_000),
+    ("price_max", 100_000),
+    ("rating_min", 8),
+    ("rating_min", 1),
+    ("availability", "available"),
+    ("availability", ["sold", "on_hold"]),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), ONE_FILTER)
+async def test_each_filter_alone(db: Database, rows: list[Row], name: str, value: Any) -> None:
+    await check_walk(db, rows, by_cursor=True, limit=100, **{name: value})
+
+
+# The seed README's example search, as it is written there.
+README_SEARCH: dict[str, Any] = {
+    "shape": "ROUND",
+    "carat_min": 1.0,
+    "carat_max": 2.0,
+    "colors": ["D", "E", "F"],
+    "clarities": ["VVS1", "VVS2"],
+    "lab_grown": False,
+    "price_min": 500_000,
+    "price_max": 1_000_000,
+    "page": 1,
+    "limit": 50,
+    "sort_by": "supplier_price_cents",
+    "sort_order": "asc",
+}
+
+COMBINED: list[dict[str, Any]] = [
+    README_SEARCH,
+    {**README_SEARCH, "price_min": 100_000, "clarities": ["VVS1", "VVS2", "VS1"]},
+    {"shape": ["ROUND", "OVAL"], "lab_grown": True, "rating_min": 5, "sort_by": "rating"},
+    {"colors": ["D", "E", "G"], "clarities": GRADES[:6], "sort_by": "clarity", "sort_order": "asc"},
+    {"cuts": "EX", "polishes": "EX", "symmetries": ["EX", "VG"], "sort_by": "color"},
+    {"availability": ["available"], "treated": False, "price_max": 300_000, "sort_by": "carats"},
+    {"certificate_labs": ["IGI", "HRD"], "fluorescences": "NON", "sort_by": "retail_price_cents"},
+    {"carat_min": "0.5", "carat_max": "0.5"},
+    {"shape": "HEART"},  # nothing matches
+]
+
+
+@pytest.mark.parametrize("f", COMBINED)
+async def test_combined_filters(db: Database, rows: list[Row], f: dict[str, Any]) -> None:
+    await check_walk(db, rows, by_cursor=True, **{**f, "limit": 20})
+
+
+async def test_nothing_matches(db: Database) -> None:
+    page = await db.search_diamonds(shape="HEART")
+    assert (page.items, page.total, page.total_pages, page.next_cursor) == ([], 0, 0, None)
+    past = await db.search_diamonds(shape="OVAL", page=1000)
+    assert past.items == []
+    assert past.total is not None
+    assert past.total > 0
+
+
+# -- pagination and sorting ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sort_by", SORTS)
+@pytest.mark.parametrize("sort_order", ["asc", "desc"])
+async def test_every_row_once_in_order(
+    db: Database, rows: list[Row], sort_by: str, sort_order: str
+) -> None:
+    """Offset pages and cursor pages cover every match once, in the oracle's order."""
+    sort = {"sort_by": sort_by, "sort_order": sort_order}
+    await check_walk(db, rows, by_cursor=False, limit=100, **sort)
+    await check_walk(db, rows, by_cursor=True, limit=100, **sort)
+    await check_walk(db, rows, by_cursor=False, limit=7, shape="OVAL", **sort)
+    await check_walk(db, rows, by_cursor=True, limit=7, shape="OVAL", **sort)
+
+
+async def test_cursor_pages_equal_offset_pages(db: Database) -> None:
+    f: dict[str, Any] = {"sort_by": "rating", "sort_order": "asc", "limit": 33}
+    by_offset = await walk(db, by_cursor=False, **f)
+    by_cursor = await walk(db, by_cursor=True, **f)
+    assert [ids(p) for p in by_offset] == [ids(p) for p in by_cursor]
+    assert [p.next_cursor for p in by_offset] == [p.next_cursor for p in by_cursor]
+    assert by_cursor[-1].next_cursor is None
+    assert len(by_cursor) > 3
+
+
+async def test_default_sort_and_limit_cap(db: Database, rows: list[Row]) -> None:
+    page = await db.search_diamonds()
+    assert page.limit == 50
+    assert ids(page) == oracle(rows)[:50]
+    capped = await db.search_diamonds(limit=1000)
+    assert capped.limit == 100
+    assert len(capped.items) == 100
+
+
+async def test_params_record_and_keyword_override(db: Database, rows: list[Row]) -> None:
+    search = DiamondSearch(shape="OVAL", limit=10)
+    assert ids(await db.search_diamonds(search)) == oracle(rows, shape="OVAL")[:10]
+    page = await db.search_diamonds(search, shape="PEAR", sort_by="carats")
+    assert ids(page) == oracle(rows, shape="PEAR", sort_by="carats")[:10]
+    assert search.shape == ("OVAL",)  # the record is frozen; filters made a new one
+
+
+# -- count modes ---------------------------------------------------------------
+
+
+async def test_count_modes(db: Database, rows: list[Row]) -> None:
+    everything = len(oracle(rows))
+    capped = await db.search_diamonds(count="capped", count_cap=1000, limit=100)
+    assert (capped.total, capped.total_is_exact, capped.total_pages) == (1000, False, 10)
+    under = await db.search_diamonds(count="capped", count_cap=everything, limit=100)
+    assert (under.total, under.total_is_exact) == (everything, True)
+    default_cap = await db.search_diamonds(count="capped")
+    assert (default_cap.total, default_cap.total_is_exact) == (everything, True)
+    none = await db.search_diamonds(count="none", limit=100)
+    assert (none.total, none.total_pages, none.total_is_exact) == (None, None, False)
+    assert ids(none) == oracle(rows)[:100]
+    assert none.next_cursor is not None
+    pages = await walk(db, by_cursor=True, count="none", limit=100)
+    assert [i for p in pages for i in ids(p)] == oracle(rows)
+    empty = await db.search_diamonds(count="none", shape="HEART")
+    assert (empty.items, empty.total, empty.next_cursor) == ([], None, None)
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", ["exact", "capped", "none"])
+async def test_rendered_query_runs_the_same(db: Database, search_url: str, count: str) -> None:
+    f: dict[str, Any] = {**README_SEARCH, "count": count, "price_min": 0}
+    first = await db.search_diamonds(**f)
+    for page in (first, await db.search_diamonds(**f, cursor=first.next_cursor)):
+        cursor = first.next_cursor if page is not first else None
+        query = render_search(**f, cursor=cursor)
+        assert "%(" in query.sql
+        assert all(f"%({k})s" in query.sql for k in query.params)
+        with psycopg.connect(search_url, row_factory=dict_row) as conn:
+            raw = conn.execute(query.sql.encode(), query.params).fetchall()
+        assert [r["id"] for r in raw][: len(page.items)] == ids(page)
+        if count != "none":
+            assert {r["search_total"] for r in raw} == {page.total}
+
+
+def test_render_binds_numeric_as_decimal() -> None:
+    query = render_search(carat_min=1.1, carat_max=2, price_min=5, shape="ROUND")
+    assert query.params["carat_min"] == Decimal("1.1")
+    assert type(query.params["carat_min"]) is Decimal
+    assert type(query.params["carat_max"]) is Decimal
+    assert query.params["shape"] == ["ROUND"]
+    assert "ROUND" not in query.sql
+    assert "1.1" not in query.sql
+
+
+def test_sql_injection_attempts_stay_values() -> None:
+    evil = "'; DROP TABLE diamonds; --"
+    query = render_search(shape=evil, colors=[evil])
+    assert evil not in query.sql
+    assert query.params["shape"] == [evil]
+    with pytest.raises(ValidationError):
+        render_search(sort_by="id; DROP TABLE diamonds")
+
+
+# -- validation ----------------------------------------------------------------
+
+BAD_SEARCHES: list[tuple[str, dict[str, Any]]] = [
+    ("colour", {"colour": ["D"]}),
+    ("sort_by", {"sort_by": "id"}),
+    ("sort_by", {"sort_by": "supplier_price_cents DESC"}),
+    ("sort_order", {"sort_order": "up"}),
+    ("page", {"page": 0}),
+    ("page", {"page": "2"}),
+    ("limit", {"limit": 0}),
+    ("limit", {"limit": -5}),
+    ("limit", {"limit": 2.5}),
+    ("carat_min", {"carat_min": 2, "carat_max": 1}),
+    ("carat_min", {"carat_min": float("nan")}),
+    ("carat_max", {"carat_max": float("inf")}),
+    ("carat_min", {"carat_min": "heavy"}),
+    ("carat_min", {"carat_min": True}),
+    ("price_min", {"price_min": -1}),
+    ("price_max", {"price_max": -100}),
+    ("price_min", {"price_min": 10, "price_max": 5}),
+    ("price_min", {"price_min": 1.5}),
+    ("rating_min", {"rating_min": 0}),
+    ("rating_min", {"rating_min": 11}),
+    ("lab_grown", {"lab_grown": "yes"}),
+    ("lab_grown", {"lab_grown": 1}),
+    ("treated", {"treated": "false"}),
+    ("colors", {"colors": 5}),
+    ("colors[1]", {"colors": ["D", 7]}),
+    ("colors[0]", {"colors": ["D\x00"]}),
+    ("shape", {"shape": {"ROUND": 1}}),
+    ("shape[0]", {"shape": [" "]}),
+    ("cuts[0]", {"cuts": "\ud800"}),
+    ("availability[0]", {"availability": "reserved"}),
+    ("availability[1]", {"availability": ["available", "gone"]}),
+    ("count", {"count": "approximate"}),
+    ("count_cap", {"count_cap": 0}),
+    ("cursor", {"cursor": 12}),
+    ("cursor", {"cursor": "not a cursor"}),
+    ("cursor", {"cursor": "e30"}),  # {}
+]
+
+
+@pytest.mark.parametrize(("argument", "f"), BAD_SEARCHES)
+async def test_bad_search_names_the_field(argument: str, f: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        render_search(**f)
+    assert caught.value.argument == argument
+    with pytest.raises(TypeError if argument == "colour" else ValidationError):
+        DiamondSearch(**f)  # the record itself refuses it too (an unknown name: TypeError)
+    # and nothing is sent: the Database is never even opened here
+    with pytest.raises(ValidationError):
+        await Database("postgresql://nobody@127.0.0.1:1/none").search_diamonds(**f)
+
+
+def test_single_string_is_one_value() -> None:
+    search = DiamondSearch(colors="VVS1", shape="ROUND", availability="sold")
+    assert (search.colors, search.shape, search.availability) == (("VVS1",), ("ROUND",), ("sold",))
+
+
+def test_params_must_be_a_search() -> None:
+    with pytest.raises(ValidationError) as caught:
+        render_search({"shape": "ROUND"})  # type: ignore[arg-type]
+    assert caught.value.argument == "params"
+
+
+def _tampered(cursor: str, **changes: Any) -> str:
+    data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    data.update(changes)
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+async def test_foreign_and_malformed_cursors(db: Database) -> None:
+    page = await db.search_diamonds(shape="ROUND", sort_by="carats", limit=10)
+    cursor = page.next_cursor
+    assert cursor is not None
+    others: list[dict[str, Any]] = [
+        {"shape": "OVAL", "sort_by": "carats", "limit": 10},
+        {"shape": "ROUND", "sort_by": "rating", "limit": 10},
+        {"shape": "ROUND", "sort_by": "carats", "sort_order": "asc", "limit": 10},
+        {"shape": "ROUND", "sort_by": "carats", "limit": 11},
+        {"shape": "ROUND", "sort_by": "carats", "limit": 10, "count": "none"},
+    ]
+    for other in others:
+        with pytest.raises(ValidationError, match="different search"):
+            await db.search_diamonds(**other, cursor=cursor)
+    same: dict[str, Any] = {"shape": "ROUND", "sort_by": "carats", "limit": 10}
+    for bad in [
+        cursor[:-3],
+        cursor + "!!",
+        "",
+        _tampered(cursor, v="heavy"),
+        _tampered(cursor, v=None),
+        _tampered(cursor, i="x"),
+        _tampered(cursor, p=0),
+        _tampered(cursor, p="2"),
+        _tampered(cursor, extra=1),
+    ]:
+        with pytest.raises(ValidationError) as caught:
+            await db.search_diamonds(**same, cursor=bad)
+        assert caught.value.argument == "cursor"
+    second = await db.search_diamonds(**same, cursor=cursor)
+    assert second.page == 2
+    assert not set(ids(second)) & set(ids(page))
+
+
+# -- property ------------------------------------------------------------------
+
+
+def _values(domain: Sequence[str | None]) -> st.SearchStrategy[Any]:
+    known = st.sampled_from([v for v in domain if v is not None])
+    odd = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=4)
+    odd = odd.filter(str.strip)  # blank values are refused (see BAD_SEARCHES)
+    return st.none() | known | st.lists(known | odd, max_size=4)
+
+
+SEARCH_STRATEGY = st.fixed_dictionaries(
+    {},
+    optional={
+        "shape": _values(SHAPES),
+        "colors": _values(COLORS),
+        "clarities": _values(CLARITIES),
+        "cuts": _values(FINISHES),
+        "polishes": _values(FINISHES),
+        "symmetries": _values(FINISHES),
+        "fluorescences": _values(FLUORESCENCES),
+        "certificate_labs": _values(LABS),
+        "availability": st.lists(st.sampled_from(sorted(set(AVAILABILITIES))), max_size=3),
+        "carat_min": st.decimals(0, 3, places=2) | st.floats(0, 3).map(lambda x: round(x, 2)),
+        "carat_max": st.decimals(0, 3, places=2) | st.integers(0, 3),
+        "price_min": st.integers(0, 1_000_000),
+        "price_max": st.integers(0, 1_000_000),
+        "rating_min": st.integers(1, 10),
+        "lab_grown": st.booleans(),
+        "treated": st.booleans(),
+        "sort_by": st.sampled_from(SORTS),
+        "sort_order": st.sampled_from(["asc", "desc"]),
+        "limit": st.integers(1, 120),
+        "page": st.integers(1, 4),
+        "count": st.sampled_from(["exact", "capped", "none"]),
+    },
+)
+
+
+def _ordered(f: dict[str, Any]) -> dict[str, Any]:
+    for low, high in (("carat_min", "carat_max"), ("price_min", "price_max")):
+        if f.get(low) is not None and f.get(high) is not None and Decimal(f[low]) > f[high]:
+            f[low], f[high] = f[high], f[low]
+    return f
+
+
+def test_random_searches_match_the_oracle(search_url: str, rows: list[Row]) -> None:
+    loop = asyncio.new_event_loop()
+    database = Database(search_url, min_size=1)
+    loop.run_until_complete(database.open())
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(SEARCH_STRATEGY.map(_ordered))
+    def check(f: dict[str, Any]) -> None:
+        page = loop.run_until_complete(database.search_diamonds(**f))
+        expected = oracle(rows, **f)
+        limit = min(f.get("limit", 50), 100)
+        start = (f.get("page", 1) - 1) * limit
+        assert ids(page) == expected[start : start + limit]
+        assert (page.next_cursor is not None) == (len(expected) > start + limit)
+        if f.get("count", "exact") != "none":
+            assert page.total == len(expected)
+            assert page.total_is_exact
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(database.close())
+        loop.close()
+
+
+# -- plans on 100,000 diamonds: rows come from an index, never a sequential scan ---
+
+PLAN_ROWS = 100_000
+
+# One statement, realistic distributions; about 3% soft-deleted, 3% NULL colours and
+# clarities, 10% NULL retail prices, 20% NULL ratings.
+SEED = """
+INSERT INTO diamonds (
+    supplier_stone_id, offer_id, shape, carats, color, clarity, cut, polish, symmetry,
+    fluorescence, lab_grown, treated, supplier_price_cents, price_per_carat_cents,
+    retail_price_cents, rating, availability, certificate_lab, status, deleted_at, created_at
+)
+SELECT
+    'S' || i, 'O' || i, shape, carats, color, clarity, cut, cut, cut, fluorescence,
+    lab_grown, treated, price, (price / carats)::BIGINT,
+    CASE WHEN x < 0.1 THEN NULL ELSE (price * 1.15)::BIGINT END,
+    CASE WHEN x < 0.3 THEN NULL ELSE 1 + mod((x * 1000)::INT, 10) END,
+    availability, lab, status, CASE WHEN status = 'deleted' THEN now() END,
+    TIMESTAMPTZ '2024-01-01' + mod(i, 5000) * INTERVAL '10 minutes'
+FROM (
+    SELECT
+        s.*,
+        (s.carats * CASE WHEN s.lab_grown THEN 30000 ELSE 150000 END
+            * (0.5 + random() * 2))::BIGINT AS price
+    FROM (
+        SELECT
+            g.i,
+            (ARRAY['ROUND', 'ROUND', 'ROUND', 'ROUND', 'OVAL', 'PRINCESS', 'CUSHION',
+                'EMERALD', 'PEAR', 'RADIANT', 'MARQUISE', 'ASSCHER', 'HEART'])
+                [1 + floor(random() * 13)::INT] AS shape,
+            round((0.3 + random() ^ 2 * 4.7)::NUMERIC, 2) AS carats,
+            CASE WHEN random() < 0.03 THEN NULL
+                ELSE (ARRAY['D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M'])
+                    [1 + floor(random() * 10)::INT] END AS color,
+            CASE WHEN random() < 0.03 THEN NULL
+                ELSE (ARRAY['FL', 'IF', 'VVS1', 'VVS2', 'VS1', 'VS2', 'SI1', 'SI2', 'SI3',
+                    'I1', 'I2', 'I3'])[1 + floor(random() * 12)::INT] END AS clarity,
+            (ARRAY['EX', 'EX', 'VG', 'GD'])[1 + floor(random() * 4)::INT] AS cut,
+            (ARRAY['NON', 'NON', 'FNT', 'MED', 'STG'])[1 + floor(random() * 5)::INT]
+                AS fluorescence,
+            random() < 0.4 AS lab_grown,
+            random() < 0.02 AS treated,
+            random() AS x,
+            CASE WHEN random() < 0.9 THEN 'available' ELSE 'sold' END AS availability,
+            (ARRAY['GIA', 'GIA', 'IGI', 'HRD'])[1 + floor(random() * 4)::INT] AS lab,
+            CASE WHEN random() < 0.03 THEN 'deleted' ELSE 'active' END AS status
+        FROM generate_series(1, %(rows)s) AS g (i)
+    ) AS s
+) AS r;
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded_url(diamond_db_server: Server) -> Iterator[str]:
+    """A database of its own with 100,000 diamonds, vacuumed and analysed."""
+    with own_database(diamond_db_server) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT setseed(0.42)")  # the same rows every run
+            conn.execute(SEED.encode(), {"rows": PLAN_ROWS})
+            conn.execute("VACUUM ANALYZE diamonds")
+        yield url
+
+
+def plan_nodes(url: str, query: RenderedQuery) -> list[dict[str, Any]]:
+    """Every node of the statement's EXPLAIN (ANALYZE) plan, flattened."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + query.sql
+        row = conn.execute(explain.encode(), query.params).fetchone()
+    assert row is not None
+    nodes: list[dict[str, Any]] = []
+    pending = [row[0][0]["Plan"]]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        pending.extend(node.get("Plans", []))
+    return nodes
+
+
+def scans_of_diamonds(nodes: list[dict[str, Any]]) -> list[str]:
+    return [n["Node Type"] for n in nodes if n.get("Relation Name") == "diamonds"]
+
+
+@pytest.mark.parametrize("count", ["none", "exact", "capped"])
+def test_readme_search_uses_an_index(seeded_url: str, count: str) -> None:
+    nodes = plan_nodes(seeded_url, render_search(**README_SEARCH, count=count))
+    scans = scans_of_diamonds(nodes)
+    assert scans, nodes
+    assert "Seq Scan" not in scans, scans
+    assert set(scans) <= {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
+
+
+async def test_deep_cursor_page_by_price_starts_in_the_index(seeded_url: str) -> None:
+    search: dict[str, Any] = {"sort_by": "supplier_price_cents", "sort_order": "asc", "limit": 100}
+    async with Database(seeded_url, min_size=1) as db:
+        deep = await db.search_diamonds(**search, page=900, count="none")
+        cursor = deep.next_cursor
+        assert cursor is not None
+        following = await db.search_diamonds(**search, cursor=cursor, count="none")
+    assert following.page == 901
+    last = deep.items[-1]
+    assert all(
+        (d.supplier_price_cents, d.id) > (last.supplier_price_cents, last.id)
+        for d in following.items
+    )
+    nodes = plan_nodes(seeded_url, render_search(**search, cursor=cursor, count="none"))
+    assert "Seq Scan" not in scans_of_diamonds(nodes)
+    [scan] = [n for n in nodes if n.get("Relation Name") == "diamonds"]
+    assert scan["Node Type"] == "Index Scan"
+    assert scan["Index Name"] == "diamonds_search_price_idx"
+    assert "ROW(supplier_price_cents, id) >" in scan["Index Cond"]  # the keyset, not an OFFSET
+    assert scan["Actual Rows"] == 101  # the page plus one row telling a next page exists
+
+
+@pytest.mark.parametrize("sort_order", ["asc", "desc"])
+@pytest.mark.parametrize("sort_by", ["clarity", "rating", "color", "retail_price_cents"])
+async def test_nullable_sorts_read_index_ranges(
+    seeded_url: str, sort_by: str, sort_order: str
+) -> None:
+    """NULLs last in both directions, still from the index: a deep cursor page reads ~a page."""
+    search: dict[str, Any] = {"sort_by": sort_by, "sort_order": sort_order, "count": "none"}
+    async with Database(seeded_url, min_size=1) as db:
+        cursor = (await db.search_diamonds(**search, page=300)).next_cursor
+    nodes = plan_nodes(seeded_url, render_search(**search, cursor=cursor))
+    scans = [n for n in nodes if n.get("Relation Name") == "diamonds"]
+    assert {n["Node Type"] for n in scans} == {"Index Scan"}
+    assert sum(n["Actual Rows"] for n in scans) <= 2 * 51
