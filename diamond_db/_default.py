@@ -57,12 +57,30 @@ upsert_diamond = default_database.upsert_diamond
 upsert_diamonds = default_database.upsert_diamonds
 
 # -- raw diamonds ------------------------------------------------------------
+claim_unconsolidated_raw_diamonds = default_database.claim_unconsolidated_raw_diamonds
+get_unconsolidated_count = default_database.get_unconsolidated_count
+get_unconsolidated_raw_diamonds = default_database.get_unconsolidated_raw_diamonds
+mark_as_consolidated = default_database.mark_as_consolidated
+mark_as_failed = default_database.mark_as_failed
+reset_failed_raw_diamonds = default_database.reset_failed_raw_diamonds
+reset_stuck_claims = default_database.reset_stuck_claims
+upsert_raw_diamond = default_database.upsert_raw_diamond
+upsert_raw_diamonds = default_database.upsert_raw_diamonds
 
 # -- run metadata ------------------------------------------------------------
+complete_run = default_database.complete_run
 create_run_metadata = default_database.create_run_metadata
 get_run_metadata = default_database.get_run_metadata
+increment_completed_workers = default_database.increment_completed_workers
+increment_failed_workers = default_database.increment_failed_workers
 
 # -- worker runs -------------------------------------------------------------
+create_worker_run = default_database.create_worker_run
+get_failed_worker_runs = default_database.get_failed_worker_runs
+get_worker_runs_by_run_id = default_database.get_worker_runs_by_run_id
+reset_all_failed_workers = default_database.reset_all_failed_workers
+reset_failed_worker = default_database.reset_failed_worker
+update_worker_run = default_database.update_worker_run
 
 # -- pricing rules -----------------------------------------------------------
 create_pricing_rule = default_database.create_pricing_rule

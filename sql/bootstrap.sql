@@ -180,6 +180,16 @@ CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
     )
 );
 
+-- The consolidation queue: claim_unconsolidated_raw_diamonds and
+-- get_unconsolidated_raw_diamonds read pending rows oldest first, and
+-- get_unconsolidated_count counts them. Partial: only waiting rows are indexed.
+CREATE INDEX IF NOT EXISTS raw_diamonds_nivoda_pending_idx
+ON raw_diamonds_nivoda (created_at, id) WHERE consolidation_status = 'pending';
+
+-- reset_stuck_claims: the few claimed rows, by claim time.
+CREATE INDEX IF NOT EXISTS raw_diamonds_nivoda_processing_idx
+ON raw_diamonds_nivoda (claimed_at) WHERE consolidation_status = 'processing';
+
 -- Pricing: the first active rule by priority whose criteria match applies.
 -- A NULL criterion matches every diamond.
 CREATE TABLE IF NOT EXISTS pricing_rules (

@@ -2,8 +2,289 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from hashlib import sha256
+from typing import Any, Final
+from uuid import UUID
+
+import psycopg
+from psycopg.types.array import ListBinaryDumper
+
 from .._executor import Executor
+from ..errors import ValidationError
+from ..records import RawDiamond, RawDiamondInput
+from ..validation import (
+    datetime_arg,
+    int_arg,
+    json_arg,
+    text_arg,
+    timedelta_arg,
+    uuid_arg,
+    uuid_list_arg,
+)
+
+# One statement carries at most this many characters of payload JSON, far below
+# PostgreSQL's 1 GB limit per value; a larger batch is sent in several statements
+# of one transaction (a worker's page or partition fits in one).
+MAX_STATEMENT_CHARS: Final = 64 * 1024 * 1024
+
+
+class _TextArray(list[str]):
+    """A list of str bound as a binary text[] (ListBinaryDumper, registered below).
+
+    Each element travels as is. As a text-format array literal, every quote of the
+    JSON would be escaped and parsed again: measured 3-4x slower for payloads.
+    """
+
+
+psycopg.adapters.register_dumper(_TextArray, ListBinaryDumper)
+
+# (supplier_stone_id, offer_id, source_updated_at, canonical JSON, its SHA-256)
+_Encoded = tuple[str, str, datetime | None, str, str]
+
+
+def payload_hash(payload: Mapping[str, Any]) -> str:
+    """The payload's hash as stored in payload_hash: lowercase hex SHA-256 of its canonical JSON.
+
+    Canonical JSON is the UTF-8 of `json.dumps(payload, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`, so any service can compute the
+    same hash. Raises ValidationError for what JSONB cannot store.
+    """
+    return _canonical("payload", payload)[1]
+
+
+def _canonical(argument: str, payload: object) -> tuple[str, str]:
+    """Check a payload as json_arg does and return its canonical JSON text and hash.
+
+    json_arg walks every value in Python; here the C encoder does most of the
+    checking (non-finite floats, foreign types), a light walk checks the keys,
+    and json_arg only runs to name the culprit of a payload that failed.
+    """
+    if not (isinstance(payload, dict) and _plain(payload, 0)):
+        json_arg(argument, payload)  # raises, naming the bad key or value
+    try:
+        text = json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError, RecursionError) as error:
+        json_arg(argument, payload)
+        raise ValidationError(argument, f"cannot be encoded as JSON: {error}") from None
+    if "\\u0000" in text:  # a NUL somewhere (or a string holding a literal backslash-u0000)
+        json_arg(argument, payload)
+    try:
+        utf8 = text.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(argument, "contains a lone surrogate, not valid Unicode") from None
+    return text, sha256(utf8).hexdigest()
+
+
+def _plain(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
+    """True when all object keys below are str and nesting stays within json_arg's limit."""
+    if depth > 200:
+        return False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) in _LEAVES or not isinstance(item, _CONTAINERS):
+                continue
+            if not _plain(item, depth + 1):
+                return False
+    else:
+        for item in value:
+            if type(item) in _LEAVES or not isinstance(item, _CONTAINERS):
+                continue
+            if not _plain(item, depth + 1):
+                return False
+    return True
+
+
+# An exact type test skips the common leaves cheaply.
+_LEAVES: Final = frozenset((str, int, float, bool, type(None)))
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def _encode(
+    prefix: str,
+    supplier_stone_id: object,
+    offer_id: object,
+    payload: object,
+    source_updated_at: object,
+) -> _Encoded:
+    """One raw row checked field by field (argument names start with `prefix`) and encoded."""
+    text, digest = _canonical(f"{prefix}payload", payload)
+    return (
+        text_arg(f"{prefix}supplier_stone_id", supplier_stone_id),
+        text_arg(f"{prefix}offer_id", offer_id),
+        datetime_arg(f"{prefix}source_updated_at", source_updated_at, optional=True),
+        text,
+        digest,
+    )
+
+
+def _encode_batch(rows: object) -> list[_Encoded]:
+    """Check and encode every row before anything is sent; last row per stone wins, sorted.
+
+    Sorted by supplier_stone_id, so concurrent batches lock rows in the same order.
+    """
+    if isinstance(rows, str | bytes) or not isinstance(rows, Sequence):
+        raise ValidationError("rows", "expected a sequence of RawDiamondInput")
+    latest: dict[str, _Encoded] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, RawDiamondInput):
+            raise ValidationError(
+                f"rows[{i}]", f"expected a RawDiamondInput, got {type(row).__name__}"
+            )
+        try:
+            encoded = _encode(
+                f"rows[{i}].",
+                row.supplier_stone_id,
+                row.offer_id,
+                row.payload,
+                row.source_updated_at,
+            )
+        except ValidationError as error:
+            message = str(error).removeprefix(f"{error.argument}: ")
+            key = f"supplier_stone_id={row.supplier_stone_id!r}"[:200]
+            raise ValidationError(error.argument, f"{message} [key {key}]") from None
+        latest[encoded[0]] = encoded
+    return [latest[key] for key in sorted(latest)]
+
+
+def _chunks(batch: list[_Encoded]) -> list[list[_Encoded]]:
+    """The batch cut into statements of at most MAX_STATEMENT_CHARS of JSON (usually one)."""
+    chunks: list[list[_Encoded]] = [[]]
+    size = 0
+    for row in batch:
+        if chunks[-1] and size + len(row[3]) > MAX_STATEMENT_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row[3])
+    return chunks
+
+
+def _arrays(run_id: UUID, chunk: list[_Encoded]) -> dict[str, Any]:
+    """The parameters of upsert_raw_diamonds: one array per column."""
+    stone_ids, offer_ids, updated_ats, payloads, hashes = zip(*chunk, strict=True)
+    return {
+        "run_id": run_id,
+        "stone_ids": _TextArray(stone_ids),
+        "offer_ids": _TextArray(offer_ids),
+        "updated_ats": list(updated_ats),
+        "payloads": _TextArray(payloads),
+        "payload_hashes": _TextArray(hashes),
+    }
 
 
 class RawDiamondOperations(Executor):
     """Operations of queries/raw_diamonds.sql."""
+
+    async def upsert_raw_diamond(
+        self,
+        run_id: UUID | str,
+        supplier_stone_id: str,
+        offer_id: str,
+        payload: Mapping[str, Any],
+        source_updated_at: datetime | None = None,
+    ) -> bool:
+        """Insert or update one raw payload; True if it was inserted or changed.
+
+        An unchanged payload (same hash) leaves the row as it is; a changed one
+        replaces it and sends it back to pending consolidation.
+        """
+        run = uuid_arg("run_id", run_id)
+        row = _encode("", supplier_stone_id, offer_id, payload, source_updated_at)
+        return await self._upsert(run, [row]) > 0
+
+    async def upsert_raw_diamonds(self, run_id: UUID | str, rows: Sequence[RawDiamondInput]) -> int:
+        """Insert or update a batch of raw payloads atomically; the rows inserted or changed.
+
+        One statement per batch (several, in one transaction, past
+        MAX_STATEMENT_CHARS of JSON); every row is checked first, the error
+        naming its index and supplier_stone_id. A stone repeated in the batch
+        counts once, its last row wins. Same hash rule as upsert_raw_diamond.
+        """
+        run = uuid_arg("run_id", run_id)
+        batch = _encode_batch(rows)
+        if not batch:
+            return 0
+        return await self._upsert(run, batch)
+
+    async def _upsert(self, run_id: UUID, batch: list[_Encoded]) -> int:
+        chunks = _chunks(batch)
+        if len(chunks) == 1:
+            return await self._rowcount("upsert_raw_diamonds", **_arrays(run_id, batch))
+        async with self._atomic() as tx:
+            changed = 0
+            for chunk in chunks:
+                changed += await tx._rowcount("upsert_raw_diamonds", **_arrays(run_id, chunk))
+            return changed
+
+    async def get_unconsolidated_raw_diamonds(
+        self, limit: int, offset: int = 0
+    ) -> list[RawDiamond]:
+        """Up to `limit` rows waiting for consolidation (pending), oldest first."""
+        return await self._all(
+            RawDiamond,
+            "get_unconsolidated_raw_diamonds",
+            row_limit=int_arg("limit", limit, minimum=0),
+            row_offset=int_arg("offset", offset, minimum=0),
+        )
+
+    async def claim_unconsolidated_raw_diamonds(
+        self, limit: int, claimed_by: str
+    ) -> list[RawDiamond]:
+        """Claim up to `limit` pending rows, oldest first, for this consolidator.
+
+        The rows move to 'processing', stamped with claimed_by and claimed_at;
+        concurrent consolidators never receive the same row and never wait for
+        each other (FOR UPDATE SKIP LOCKED).
+        """
+        return await self._all(
+            RawDiamond,
+            "claim_unconsolidated_raw_diamonds",
+            row_limit=int_arg("limit", limit, minimum=0),
+            claimed_by=text_arg("claimed_by", claimed_by),
+        )
+
+    async def mark_as_consolidated(self, ids: Sequence[UUID | str]) -> int:
+        """Mark pending or claimed rows as consolidated (done); how many changed.
+
+        An empty list sends nothing.
+        """
+        checked = uuid_list_arg("ids", ids)
+        if not checked:
+            return 0
+        return await self._rowcount("mark_as_consolidated", ids=checked)
+
+    async def mark_as_failed(self, ids: Sequence[UUID | str], error: str | None = None) -> int:
+        """Mark pending or claimed rows as failed, keeping `error` in consolidation_error.
+
+        How many changed; an empty list sends nothing.
+        """
+        checked = uuid_list_arg("ids", ids)
+        message = text_arg("error", error, optional=True, empty=True)
+        if not checked:
+            return 0
+        return await self._rowcount("mark_as_failed", ids=checked, error=message)
+
+    async def reset_stuck_claims(self, older_than: timedelta) -> int:
+        """Return claims held longer than `older_than` to pending; how many.
+
+        Rows claimed by a consolidator that crashed are thus claimed again.
+        """
+        age = timedelta_arg("older_than", older_than, minimum=timedelta(0))
+        return await self._rowcount("reset_stuck_claims", older_than=age)
+
+    async def reset_failed_raw_diamonds(self, run_id: UUID | str | None = None) -> int:
+        """Send failed rows (only those last written by `run_id`, if given) back to pending."""
+        run = None if run_id is None else uuid_arg("run_id", run_id)
+        return await self._rowcount("reset_failed_raw_diamonds", run_id=run)
+
+    async def get_unconsolidated_count(self) -> int:
+        """How many rows wait for consolidation (pending; claimed rows are not counted)."""
+        count: int = await self._value("get_unconsolidated_count")
+        return count

@@ -6,7 +6,8 @@ from datetime import datetime
 from uuid import UUID
 
 from .._executor import Executor
-from ..records import RunMetadata, RunType
+from ..errors import NotFoundError
+from ..records import RunMetadata, RunType, WorkerCounters
 from ..validation import RUN_TYPES, choice_arg, datetime_arg, int_arg, uuid_arg
 
 
@@ -33,3 +34,41 @@ class RunMetadataOperations(Executor):
     async def get_run_metadata(self, run_id: UUID | str) -> RunMetadata | None:
         """The run, or None when the id is unknown."""
         return await self._one(RunMetadata, "get_run_metadata", run_id=uuid_arg("run_id", run_id))
+
+    async def increment_completed_workers(self, run_id: UUID | str) -> WorkerCounters:
+        """Count one more completed worker, atomically; the counters right after.
+
+        Of concurrent callers each sees a distinct count, so exactly one sees
+        completed + failed reach expected: the last worker. NotFoundError for an
+        unknown run.
+        """
+        return await self._increment("increment_completed_workers", run_id)
+
+    async def increment_failed_workers(self, run_id: UUID | str) -> WorkerCounters:
+        """Count one more failed worker, atomically; the counters right after (as above)."""
+        return await self._increment("increment_failed_workers", run_id)
+
+    async def _increment(self, statement: str, run_id: UUID | str) -> WorkerCounters:
+        run = uuid_arg("run_id", run_id)
+        counters = await self._one(WorkerCounters, statement, run_id=run)
+        if counters is None:
+            raise NotFoundError(f"run {run} does not exist")
+        return counters
+
+    async def complete_run(
+        self, run_id: UUID | str, watermark_after: datetime | None = None
+    ) -> RunMetadata:
+        """Mark the run completed now, with the watermark the next run starts from.
+
+        NotFoundError for an unknown run.
+        """
+        run = uuid_arg("run_id", run_id)
+        row = await self._one(
+            RunMetadata,
+            "complete_run",
+            run_id=run,
+            watermark_after=datetime_arg("watermark_after", watermark_after, optional=True),
+        )
+        if row is None:
+            raise NotFoundError(f"run {run} does not exist")
+        return row
