@@ -15,13 +15,16 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -232,6 +235,21 @@ class LocalCluster:
             "restart",
         )
 
+    def replicate(self) -> LocalCluster:
+        """A streaming hot standby of this cluster (pg_basebackup -R), started on its own port."""
+        base = Path(tempfile.mkdtemp(prefix="diamond_db_replica_"))
+        if self.user is not None:
+            shutil.chown(base, user=self.user)
+        replica = LocalCluster(self.bindir, base / "data", _free_port(), self.user)
+        host = ("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres")
+        replica._run(
+            "pg_basebackup", "-D", str(replica.datadir), *host, "-R", "-X", "stream", "-c", "fast"
+        )
+        with (replica.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(f"unix_socket_directories = '{base}'\nhot_standby = on\n")
+        replica.start()
+        return replica
+
     def destroy(self) -> None:
         """Stop the server and delete its folder."""
         with contextlib.suppress(subprocess.CalledProcessError, ServerUnavailable):
@@ -280,3 +298,92 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer in transaction pooling mode in front of one PostgreSQL server, on loopback.
+
+    Client authentication is `trust` (loopback only); the upstream password,
+    if any, comes from the server URL. Like initdb, PgBouncer refuses to run as
+    root: as root it runs as the `postgres` system user.
+    """
+
+    folder: Path
+    port: int
+    user: str | None
+
+    @classmethod
+    def start(cls, server_url: str, *, pool_size: int = 20) -> PgBouncer:
+        """Start PgBouncer in front of the server at `server_url` (any of its databases)."""
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            raise ServerUnavailable(
+                "pgbouncer is not installed (Debian: apt-get install pgbouncer)"
+            )
+        user = "postgres" if os.geteuid() == 0 else None
+        folder = Path(tempfile.mkdtemp(prefix="diamond_db_pgbouncer_"))
+        bouncer = cls(folder=folder, port=_free_port(), user=user)
+        bouncer._configure(conninfo_to_dict(server_url), pool_size)
+        if user is not None:
+            shutil.chown(folder, user=user)
+            for path in folder.iterdir():
+                shutil.chown(path, user=user)
+        command = [binary, "-d", str(folder / "pgbouncer.ini")]
+        if user is not None:
+            command = ["runuser", "-u", user, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")
+        if done.returncode != 0:
+            raise ServerUnavailable(f"pgbouncer failed to start: {done.stderr.strip()}")
+        bouncer._wait_ready()
+        return bouncer
+
+    def _configure(self, upstream: dict[str, Any], pool_size: int) -> None:
+        user = str(upstream.get("user") or "postgres")
+        target = f"host={upstream.get('host') or '127.0.0.1'} port={upstream.get('port') or 5432}"
+        if upstream.get("password"):
+            target += f" password={upstream['password']}"
+        (self.folder / "userlist.txt").write_text(f'"{user}" ""\n')
+        (self.folder / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = {target}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.folder / 'userlist.txt'}\n"
+            f"admin_users = {user}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            "max_client_conn = 1000\n"
+            f"logfile = {self.folder / 'pgbouncer.log'}\n"
+            f"pidfile = {self.folder / 'pgbouncer.pid'}\n"
+        )
+
+    def url(self, server_url: str) -> str:
+        """The URL of the same database as `server_url`, through this PgBouncer."""
+        return make_conninfo(server_url, host="127.0.0.1", port=str(self.port), password=None)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.02)  # polling for the daemon's listening socket
+        raise ServerUnavailable(f"pgbouncer did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop PgBouncer and delete its folder."""
+        pidfile = self.folder / "pgbouncer.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)  # raises once the process is gone
+                time.sleep(0.02)
+        shutil.rmtree(self.folder, ignore_errors=True)

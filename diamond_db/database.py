@@ -9,15 +9,22 @@ transaction or through `db.primary`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from types import TracebackType
+from typing import Any, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+try:  # a psycopg_pool internal: if it moves, reconnection keeps psycopg_pool's own back-off
+    from psycopg_pool.pool_async import AddConnection as _AddConnection
+except ImportError:  # pragma: no cover
+    _AddConnection = None  # type: ignore[assignment,misc]
 
 from ._executor import Connection, Executor, Observer, OnQuery, run_statement
 from ._resources import bootstrap_sql
@@ -28,7 +35,71 @@ from .registry import Registry, Role, default_registry
 
 logger = logging.getLogger("diamond_db")
 
-Pool = AsyncConnectionPool[Connection]
+
+class Pool(AsyncConnectionPool[Connection]):
+    """psycopg_pool's pool with two changes that bound recovery after an outage.
+
+    - Reconnection attempts are retried at most `retry_delay` apart. psycopg_pool
+      doubles the delay after each failure (1, 2, 4, 8 s ...), so after a
+      restart the next attempt could come long after the server is back, past
+      every caller's wait.
+    - `sweep()` runs `check()` (test every idle connection, replace the dead
+      ones) in the background: when one connection is found dead after a
+      restart the others usually are too, and they are replaced together
+      instead of one per caller.
+    """
+
+    def __init__(self, conninfo: str, *, retry_delay: float, **kwargs: Any) -> None:
+        super().__init__(conninfo, **kwargs)
+        self.retry_delay = retry_delay
+        self._sweeper: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[psycopg.OperationalError | None] | None = None
+
+    async def schedule_task(self, task: Any, delay: float) -> None:
+        if _AddConnection is not None and isinstance(task, _AddConnection):
+            delay = min(delay, self.retry_delay)
+        await super().schedule_task(task, delay)
+
+    def sweep(self) -> None:
+        """Check every idle connection now, in the background (one sweep at a time)."""
+        if not self.closed and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        try:
+            await self.check()
+        except Exception:  # a sweep is an optimisation: never let it fail anything
+            logger.warning("checking the idle connections of %s failed", self.name, exc_info=True)
+
+    async def probe(self) -> psycopg.OperationalError | None:
+        """Connect once outside the pool; the error if that fails.
+
+        Concurrent callers share one attempt, so an exhausted pool's waiters do
+        not storm the server with connections.
+        """
+        if self._prober is None or self._prober.done():
+            self._prober = asyncio.create_task(self._probe())
+        return await asyncio.shield(self._prober)
+
+    async def _probe(self) -> psycopg.OperationalError | None:
+        kwargs = self.kwargs if isinstance(self.kwargs, dict) else {}
+        conninfo = self.conninfo if isinstance(self.conninfo, str) else ""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                conninfo, connect_timeout=kwargs.get("connect_timeout", 5)
+            )
+        except psycopg.OperationalError as error:
+            return error
+        await conn.close()
+        return None
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the base signature)
+        for task in (self._sweeper, self._prober):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+        await super().close(timeout)
 
 
 class Database(Operations):
@@ -101,8 +172,9 @@ class Database(Operations):
 
     def _make_pool(self, url: str, name: str) -> Pool:
         s = self.settings
-        return AsyncConnectionPool(
+        return Pool(
             url,
+            retry_delay=min(0.5, s.timeout / 4),
             open=False,
             name=name,
             min_size=s.min_size,
@@ -114,7 +186,9 @@ class Database(Operations):
                 "prepare_threshold": s.prepare_threshold,
                 "connect_timeout": max(2, round(s.timeout)),
             },
-            check=_check_alive,
+            # No `check=`: its retry loop sleeps 1, 2, 4 s ... between failed checks,
+            # so a pool of dead connections could not be cleared within the wait.
+            # _checkout checks each connection itself and retries at once.
         )
 
     async def open(self) -> None:
@@ -146,7 +220,11 @@ class Database(Operations):
         """Apply sql/bootstrap.sql (idempotent: creates what is missing, seeds an empty table)."""
         async with self._acquire(self.pool) as conn:
             started = time.perf_counter()
-            await conn.execute(bootstrap_sql().encode())
+            try:
+                await conn.execute(bootstrap_sql().encode())
+            except BaseException as error:
+                self._observer.report("bootstrap", started, 0, error)
+                raise
             self._observer.report("bootstrap", started, 0, None)
 
     # -- connections --------------------------------------------------------
@@ -155,49 +233,55 @@ class Database(Operations):
     async def _acquire(self, pool: Pool) -> AsyncIterator[Connection]:
         if pool.closed:
             await self.open()
-        try:
-            conn = await pool.getconn()
-        except PoolTimeout as exc:
-            raise await self._diagnose(pool, exc) from exc
+        conn = await self._checkout(pool)
         try:
             yield conn
         finally:
+            if conn.broken:  # lost mid-use: its idle siblings probably died with it
+                pool.sweep()
             await pool.putconn(conn)
 
-    async def _diagnose(self, pool: Pool, exc: PoolTimeout) -> PoolTimeout:
-        """Tell an unreachable server (DatabaseUnavailable) from an exhausted pool."""
-        if pool.get_stats().get("pool_size", 0) >= (pool.max_size or 0):
-            return exc  # every connection is alive and busy: a genuine pool timeout
-        conninfo = pool.conninfo if isinstance(pool.conninfo, str) else self.settings.url
-        info = conninfo_to_dict(conninfo)
-        host, port = str(info.get("host") or "localhost"), str(info.get("port") or "5432")
+    async def _checkout(self, pool: Pool) -> Connection:
+        """A live connection within the connect timeout, or an error that says why not.
+
+        Most of the wait goes to the pool; the rest (a fifth, at most 1 s) is
+        kept to tell an unreachable server (DatabaseUnavailable) from a busy
+        pool (PoolTimeout) without overrunning the timeout.
+        """
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
         try:
-            probe = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=2)
-        except psycopg.OperationalError as error:
-            unavailable = DatabaseUnavailable(host, port, str(error).strip().splitlines()[0])
-            unavailable.__cause__ = error
-            return unavailable
-        await probe.close()
-        return exc
+            return await _live_connection(pool, deadline - min(1.0, timeout / 5))
+        except PoolTimeout as exc:
+            unavailable = await _probe(pool, deadline, exc)
+            if unavailable is not None:
+                raise unavailable from unavailable.__cause__
+        try:  # the server answers: the pool is busy or still reconnecting
+            return await _live_connection(pool, deadline)
+        except PoolTimeout:
+            raise PoolTimeout(
+                f"no connection free in pool {pool.name!r} (max_size={pool.max_size}) "
+                f"after {timeout:.2f} s"
+            ) from None
 
     @asynccontextmanager
     async def _connection(self, role: Role) -> AsyncIterator[Connection]:
         pool = self.read_pool if role == "reader" else None
         async with self._acquire(pool or self.pool) as conn:
-            if self.settings.statement_timeout is None:
+            timeout = self.settings.statement_timeout
+            if not timeout:
                 yield conn
             else:
-                async with conn.transaction():
-                    await self._limit(conn)
-                    yield conn
+                limit = self._registry["set_statement_timeout"].sql
+                yield cast(Connection, _Bounded(conn, limit, _milliseconds(timeout)))
 
     async def _limit(self, conn: Connection) -> None:
         """Bound every statement of this transaction (SET LOCAL: safe behind a pooler)."""
         timeout = self.settings.statement_timeout
-        if timeout is not None:
+        if timeout:
             statement = self._registry["set_statement_timeout"]
-            milliseconds = str(round(timeout * 1000))
-            await run_statement(self._observer, statement, conn, {"timeout": milliseconds})
+            params = {"timeout": _milliseconds(timeout)}
+            await run_statement(self._observer, statement, conn, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -253,16 +337,123 @@ class _Primary(Operations):
         return self._database.transaction()
 
 
-async def _check_alive(conn: Connection) -> None:
-    """Pool check on checkout, without a round trip.
+# -- checkout, diagnosis and the statement timeout -------------------------------
 
-    A server that restarts or terminates a backend sends it a notice and
-    closes the socket; reading whatever is pending on the idle connection
-    surfaces that at once, so a dead connection is discarded before use.
+
+def _is_alive(conn: Connection) -> bool:
+    """Whether an idle pooled connection still works, without a round trip.
+
+    A server that restarts or terminates a backend sends it an error and
+    closes the socket. Reading what is pending surfaces that at once: the
+    first read may only take the error, the second then sees the closed socket.
     """
     pgconn = conn.pgconn
-    if pgconn.status != psycopg.pq.ConnStatus.OK:
-        raise psycopg.OperationalError("connection is broken")
-    pgconn.consume_input()  # raises OperationalError when the server closed the socket
-    if pgconn.status != psycopg.pq.ConnStatus.OK:
-        raise psycopg.OperationalError("connection is broken")
+    try:
+        for _ in range(2):
+            if pgconn.status != psycopg.pq.ConnStatus.OK:
+                return False
+            pgconn.consume_input()
+    except psycopg.OperationalError:
+        return False
+    idle = psycopg.pq.TransactionStatus.IDLE
+    return pgconn.status == psycopg.pq.ConnStatus.OK and pgconn.transaction_status == idle
+
+
+async def _live_connection(pool: Pool, deadline: float) -> Connection:
+    """Check connections out until a live one comes, by the deadline (else PoolTimeout).
+
+    A dead one is handed back (the pool opens a replacement at once) and
+    triggers a sweep of the idle ones; the next try follows immediately, not
+    after psycopg_pool's back-off.
+    """
+    while (remaining := deadline - time.monotonic()) > 0:
+        conn = await pool.getconn(timeout=remaining)
+        if _is_alive(conn):
+            return conn
+        pool.sweep()
+        await conn.close()
+        await pool.putconn(conn)
+    raise PoolTimeout(f"no live connection from pool {pool.name!r} in time")
+
+
+async def _probe(pool: Pool, deadline: float, waited: PoolTimeout) -> DatabaseUnavailable | None:
+    """DatabaseUnavailable if the server cannot be reached by the deadline, else None."""
+    conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
+    info = conninfo_to_dict(conninfo)
+    host, port = str(info.get("host") or "localhost"), str(info.get("port") or "5432")
+    cause: BaseException
+    try:
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.05)):
+            error = await pool.probe()
+    except TimeoutError:
+        message, cause = "no answer within the connect timeout", waited
+    else:
+        if error is None:
+            return None
+        message, cause = str(error).strip().splitlines()[0], error
+    unavailable = DatabaseUnavailable(host, port, message)
+    unavailable.__cause__ = cause
+    return unavailable
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+class _Bounded:
+    """A connection whose every statement runs under the statement timeout, in one round trip.
+
+    Each execute sends `set_config('statement_timeout', ..., true)`, the
+    statement and one Sync in a pipeline. The extended protocol runs all
+    that precedes a Sync in one implicit transaction, so the transaction-local
+    setting bounds the statement and ends with it: no BEGIN/COMMIT round
+    trips, and no session state for a transaction-mode pooler to leak.
+    """
+
+    __slots__ = ("_conn", "_limit", "_params")
+
+    def __init__(self, conn: Connection, limit_sql: str, milliseconds: str) -> None:
+        self._conn = conn
+        self._limit = limit_sql.encode()
+        self._params = {"timeout": milliseconds}
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _BoundedCursor:
+        return _BoundedCursor(self, self._conn.cursor(*args, **kwargs))
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return await self.cursor().execute(query, params, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class _BoundedCursor:
+    """A cursor of a _Bounded connection (see there); everything else is the real cursor's."""
+
+    __slots__ = ("_bounded", "_cursor")
+
+    def __init__(self, bounded: _Bounded, cursor: Any) -> None:
+        self._bounded = bounded
+        self._cursor = cursor
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        conn = self._bounded._conn
+        async with conn.pipeline():
+            await conn.execute(self._bounded._limit, self._bounded._params)
+            await self._cursor.execute(query, params, **kwargs)
+        return self._cursor  # results arrived with the pipeline's Sync
+
+    async def executemany(self, query: Any, params_seq: Iterable[Mapping[str, Any]]) -> None:
+        conn = self._bounded._conn
+        async with conn.pipeline():
+            await conn.execute(self._bounded._limit, self._bounded._params)
+            await self._cursor.executemany(query, params_seq)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    async def __aenter__(self) -> _BoundedCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cursor.close()
