@@ -115,7 +115,7 @@ def _try_testcontainers(reasons: list[str]) -> Server | None:
     try:
         import docker
     except ImportError:
-        reasons.append("testcontainers is not installed")
+        reasons.append("testcontainers is not installed (pip install testcontainers to use Docker)")
         return None
     try:
         docker.from_env(timeout=3).ping()

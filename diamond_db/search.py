@@ -92,6 +92,11 @@ PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
+# `diamond-db search --explain` prefixes a composed search with this. ANALYZE runs the
+# statement (a read) to report actual rows and timings; BUFFERS shows what it touched.
+EXPLAIN_ANALYZE: Final = "EXPLAIN (ANALYZE, BUFFERS) "
+
+
 @dataclass(frozen=True, slots=True)
 class SortKey:
     """How one sort_by value orders rows: SQL expressions, then `d.id` as the tie-break.

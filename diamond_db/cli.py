@@ -1,0 +1,645 @@
+"""The `diamond-db` command line: demo, bootstrap, seed, queries, check, search.
+
+Built on typer (commands and flags) and rich (tables, progress bars). Every
+user mistake (a bad flag value, a missing or unreachable database, a missing
+schema) ends in a one-line message on stderr and a non-zero exit status,
+never a traceback: exit status 2 for a bad invocation, 1 for a
+failure (unreachable server, broken statements). `-v` shows the library's
+statement log and, for an unexpected error, the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Final, NoReturn
+
+import aiosql
+import psycopg
+import typer
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
+from psycopg_pool import PoolTimeout
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ._server import ServerUnavailable
+from .database import Database
+from .errors import DatabaseUnavailable, DiamondDBError, ValidationError
+from .registry import Registry, RegistryError
+
+PROG: Final = "diamond-db"
+QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+# Bulk statements of seed and demo legitimately take longer than a request's statement.
+BULK_SLOW_QUERY_THRESHOLD: Final = 10.0
+
+app = typer.Typer(
+    name=PROG,
+    help="diamond_db: the diamond-inventory data layer, from the shell.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class UserError(Exception):
+    """A mistake the user can fix; shown as a short message with a non-zero exit."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _State:
+    verbose = False
+
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_envvar=True,
+        help="PostgreSQL URL (default: the DATABASE_URL environment variable).",
+        show_default=False,
+    ),
+]
+QueriesDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--queries-dir",
+        envvar=QUERIES_DIR_VARIABLE,
+        show_envvar=True,
+        help="Read the statements from this folder instead of the shipped queries/.",
+        file_okay=False,
+        exists=True,
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every statement; tracebacks on bugs.")
+    ] = False,
+) -> None:
+    """diamond_db from the shell: a zero-setup demo, schema, synthetic data, SQL review, search."""
+    _State.verbose = verbose
+    _configure_logging(verbose)
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Library warnings to stderr; the pool's connection-retry chatter silenced unless -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    library = logging.getLogger("diamond_db")
+    library.handlers[:] = [handler]
+    library.propagate = False
+    library.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("psycopg").setLevel(logging.WARNING if verbose else logging.CRITICAL + 1)
+
+
+def _stdout() -> Console:
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def where(url: str) -> str:
+    """host:port/dbname of a URL, never its password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise UserError(f"invalid database URL: {_first_line(exc)}", EXIT_USAGE) from None
+    host = info.get("host") or "localhost"
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _require_url(url: str | None) -> str:
+    if not url or not url.strip():
+        raise UserError(
+            "no database: set DATABASE_URL or pass --database-url postgresql://user@host/db "
+            f"(for a throw-away database with sample data, run `{PROG} demo`)",
+            EXIT_USAGE,
+        )
+    where(url)
+    return url
+
+
+def _probe(url: str) -> None:
+    """Connect once, so an unreachable server is reported at once and briefly."""
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        message = f"cannot connect to the database at {where(url)}: {_first_line(exc)}"
+        raise UserError(message) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _database(url: str, **kwargs: Any) -> Database:
+    return Database(url, min_size=1, **kwargs)
+
+
+def _explain_error(exc: BaseException) -> UserError | None:
+    """Map an exception to a short message, or None for a bug (shown as one)."""
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return UserError(str(exc), EXIT_USAGE)
+    if isinstance(exc, ServerUnavailable):
+        return UserError(_first_line(exc))
+    if isinstance(exc, DatabaseUnavailable | PoolTimeout):
+        return UserError(_first_line(exc))
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return UserError(
+            f"the database has no diamond_db schema ({_first_line(exc)}): "
+            f"run `{PROG} bootstrap` first"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        return UserError(f"database connection failed: {_first_line(exc)}")
+    if isinstance(exc, psycopg.Error):
+        state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+        return UserError(f"database error{state}: {_first_line(exc)}")
+    if isinstance(exc, RegistryError | aiosql.SQLLoadException | aiosql.SQLParseException):
+        return UserError(f"cannot load the statements: {_first_line(exc)}")
+    if isinstance(exc, DiamondDBError):
+        return UserError(_first_line(exc))
+    return None
+
+
+def _usage_message(exc: Any) -> str:
+    """One line from a click usage error: the command, the problem, where to look."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else PROG
+    message = " ".join(exc.format_message().split())
+    return f"{command}: {message} (see `{command} --help`)"
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point: runs the command, turns failures into short messages."""
+    command = typer.main.get_command(app)
+    _State.verbose = False
+    saved = _LoggingState.save()
+    try:
+        result = command.main(
+            args=list(sys.argv[1:] if argv is None else argv),
+            prog_name=PROG,
+            standalone_mode=False,
+        )
+        code = result if isinstance(result, int) else 0
+    except KeyboardInterrupt:
+        _stderr().print("interrupted", style="red")
+        code = 130
+    except Exception as exc:
+        code = _report(exc)
+    finally:
+        saved.restore()
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class _LoggingState:
+    """The loggers main() configures, restored afterwards (main may run inside a test)."""
+
+    levels: dict[str, int]
+    handlers: list[logging.Handler]
+    propagate: bool
+
+    @classmethod
+    def save(cls) -> _LoggingState:
+        library = logging.getLogger("diamond_db")
+        names = ("diamond_db", "psycopg")
+        levels = {name: logging.getLogger(name).level for name in names}
+        return cls(levels, list(library.handlers), library.propagate)
+
+    def restore(self) -> None:
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+        library = logging.getLogger("diamond_db")
+        library.handlers[:] = self.handlers
+        library.propagate = self.propagate
+
+
+def _report(exc: Exception) -> int:
+    """Print an error briefly; return its exit status."""
+    console = _stderr()
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # a click usage error
+        console.print(f"error: {_usage_message(exc)}", markup=False, soft_wrap=True)
+        return int(exc.exit_code) or EXIT_USAGE
+    if type(exc).__name__ == "Abort":  # click's Abort (Ctrl-C at a prompt)
+        console.print("aborted", style="red")
+        return EXIT_FAILURE
+    error = _explain_error(exc)
+    if error is None:
+        if _State.verbose:
+            raise exc
+        console.print(
+            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            f"(run `{PROG} -v ...` for the traceback)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return EXIT_FAILURE
+    console.print(f"error: {error}", markup=False, soft_wrap=True)
+    return error.code
+
+
+class _RateColumn(ProgressColumn):
+    """Rows per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{task.speed:,.0f} rows/s")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def bulk_settings() -> dict[str, Any]:
+    """Seed and demo send big statements by design: warn about them only past 10 s,
+    unless DIAMOND_DB_SLOW_QUERY_MS says otherwise."""
+    if os.environ.get("DIAMOND_DB_SLOW_QUERY_MS", "").strip():
+        return {}
+    return {"slow_query_threshold": BULK_SLOW_QUERY_THRESHOLD}
+
+
+# -- bootstrap ------------------------------------------------------------------
+
+
+@app.command()
+def bootstrap(database_url: DatabaseUrl = None) -> None:
+    """Apply sql/bootstrap.sql to the database (idempotent: creates only what is missing)."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def apply() -> None:
+        async with _database(url) as db:
+            await db.bootstrap()
+
+    asyncio.run(apply())
+    _stdout().print(f"schema applied to {where(url)}")
+
+
+# -- seed -----------------------------------------------------------------------
+
+
+@app.command()
+def seed(
+    rows: Annotated[int, typer.Option("--rows", min=1, help="How many diamonds.")] = 10_000,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Random seed: the same seed gives the same rows.")
+    ] = 0,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, max=50_000, help="Diamonds per upsert_diamonds call."),
+    ] = 5_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Fill the database with synthetic but realistic inventory, through upsert_diamonds."""
+    from .synthetic import seed_diamonds
+
+    url = _require_url(database_url)
+    _probe(url)
+    console = _stdout()
+
+    async def fill(progress: Progress) -> int:
+        task = progress.add_task("seeding diamonds", total=rows)
+
+        def advance(done: int) -> None:
+            progress.update(task, advance=done)
+
+        async with _database(url, max_size=2, **bulk_settings()) as db:
+            return await seed_diamonds(db, rows, seed=seed, batch_size=batch_size, on_batch=advance)
+
+    started = time.perf_counter()
+    with _progress(console) as progress:
+        written = asyncio.run(fill(progress))
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"seeded {written:,} diamonds (seed {seed}) into {where(url)} in {elapsed:.1f} s: "
+        f"{written / elapsed:,.0f} rows/s"
+    )
+
+
+# -- queries and check ----------------------------------------------------------
+
+
+def _registry(folder: Path | None) -> Registry:
+    return Registry(folder) if folder is not None else Registry()
+
+
+@app.command()
+def queries(
+    name: Annotated[
+        str | None, typer.Argument(help="Print this statement's SQL.", show_default=False)
+    ] = None,
+    queries_dir: QueriesDir = None,
+) -> None:
+    """List every named statement (file, kind, role, comment); with NAME, print its SQL."""
+    registry = _registry(queries_dir)
+    console = _stdout()
+    if name is None:
+        table = Table(title=f"{len(registry)} statements in {registry.folder}")
+        for column in ("statement", "file", "kind", "role", "comment"):
+            table.add_column(column, overflow="fold")
+        for statement in sorted(registry, key=lambda s: (s.domain, s.name)):
+            table.add_row(
+                statement.name,
+                f"{statement.domain}.sql",
+                statement.kind,
+                statement.role,
+                statement.comment,
+            )
+        console.print(table)
+        return
+    if name not in registry:
+        close = difflib.get_close_matches(name, [s.name for s in registry], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; see `{PROG} queries`"
+        raise UserError(f"no statement named {name!r}{hint}", EXIT_USAGE)
+    statement = registry[name]
+    record = f", record {statement.record.__name__}" if statement.record else ""
+    print(
+        f"-- {statement.name}: {statement.domain}.sql, {statement.kind}, {statement.role}{record}"
+    )
+    print(f"-- {statement.comment}")
+    print(statement.sql.strip())
+
+
+@app.command()
+def check(database_url: DatabaseUrl = None, queries_dir: QueriesDir = None) -> None:
+    """Validate every statement against the database's schema (prepared, never run).
+
+    Exits 1 naming the broken statements: the check the test suite runs, for a
+    DBA reviewing a change to queries/.
+    """
+    url = _require_url(database_url)
+    registry = _registry(queries_dir)
+    _probe(url)
+    problems = registry.check(url)
+    if problems:
+        console = _stderr()
+        for problem in problems:
+            console.print(
+                f"BROKEN {problem.domain}.sql {problem.name}: {problem.message}", markup=False
+            )
+        raise UserError(f"{len(problems)} of {len(registry)} statements are broken")
+    _stdout().print(f"all {len(registry)} statements are valid against {where(url)}")
+
+
+# -- search ---------------------------------------------------------------------
+
+
+def _split(value: str | None) -> list[str] | None:
+    """A comma-separated flag value as a list (None when the flag is absent)."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+ListOption = Annotated[str | None, typer.Option(help="Comma-separated values.", show_default=False)]
+NumberOption = Annotated[str | None, typer.Option(show_default=False)]
+IntOption = Annotated[int | None, typer.Option(show_default=False)]
+BoolOption = Annotated[bool | None, typer.Option(show_default=False)]
+
+
+@app.command()
+def search(
+    shape: ListOption = None,
+    carat_min: NumberOption = None,
+    carat_max: NumberOption = None,
+    colors: ListOption = None,
+    clarities: ListOption = None,
+    cuts: ListOption = None,
+    polishes: ListOption = None,
+    symmetries: ListOption = None,
+    fluorescences: ListOption = None,
+    certificate_labs: ListOption = None,
+    lab_grown: Annotated[
+        bool | None, typer.Option("--lab-grown/--no-lab-grown", show_default=False)
+    ] = None,
+    treated: Annotated[
+        bool | None, typer.Option("--treated/--no-treated", show_default=False)
+    ] = None,
+    price_min: Annotated[
+        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
+    ] = None,
+    price_max: Annotated[
+        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
+    ] = None,
+    rating_min: IntOption = None,
+    availability: ListOption = None,
+    page: IntOption = None,
+    limit: IntOption = None,
+    sort_by: Annotated[str | None, typer.Option(show_default=False)] = None,
+    sort_order: Annotated[str | None, typer.Option(help="asc or desc.", show_default=False)] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="next_cursor of a previous page.", show_default=False)
+    ] = None,
+    count: Annotated[
+        str | None, typer.Option(help="exact, capped or none.", show_default=False)
+    ] = None,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the composed SQL and parameters.")
+    ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Print EXPLAIN ANALYZE of the page's statement.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Search active diamonds, as the API does; flags are search_diamonds' filters."""
+    from . import search as catalogue
+
+    given: dict[str, Any] = {
+        "shape": _split(shape),
+        "carat_min": carat_min,
+        "carat_max": carat_max,
+        "colors": _split(colors),
+        "clarities": _split(clarities),
+        "cuts": _split(cuts),
+        "polishes": _split(polishes),
+        "symmetries": _split(symmetries),
+        "fluorescences": _split(fluorescences),
+        "certificate_labs": _split(certificate_labs),
+        "lab_grown": lab_grown,
+        "treated": treated,
+        "price_min": price_min,
+        "price_max": price_max,
+        "rating_min": rating_min,
+        "availability": _split(availability),
+        "page": page,
+        "limit": limit,
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "cursor": cursor,
+        "count": count,
+    }
+    filters = {key: value for key, value in given.items() if value is not None}
+    if sql and explain:
+        raise UserError("--sql and --explain are alternatives: pass one", EXIT_USAGE)
+    if sql:
+        rendered = catalogue.render_search(**filters)
+        print(rendered.sql.strip())
+        print("-- parameters:")
+        for key, value in rendered.params.items():
+            print(f"--   {key} = {value!r}")
+        return
+    url = _require_url(database_url)
+    _probe(url)
+    if explain:
+        for line in asyncio.run(_explain(url, filters)):
+            print(line)
+        return
+    page_ = asyncio.run(_search(url, filters))
+    print_page(_stdout(), page_, title="diamonds")
+
+
+async def _search(url: str, filters: dict[str, Any]) -> Any:
+    async with _database(url) as db:
+        return await db.search_diamonds(**filters)
+
+
+async def _explain(url: str, filters: dict[str, Any]) -> list[str]:
+    from .search import EXPLAIN_ANALYZE, render_search
+
+    rendered = render_search(**filters)
+    async with _database(url) as db:
+        rows = await db._composed(
+            "explain_search", "reader", EXPLAIN_ANALYZE + rendered.sql, rendered.params, tuple_row
+        )
+    return [str(row[0]) for row in rows]
+
+
+def _money(cents: int | None) -> str:
+    return "" if cents is None else f"${Decimal(cents) / 100:,.2f}"
+
+
+def print_page(console: Console, page: Any, *, title: str) -> None:
+    """A page of diamonds as a table, with its paging line under it."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in (
+        ("stone", "left"),
+        ("shape", "left"),
+        ("carats", "right"),
+        ("color", "center"),
+        ("clarity", "center"),
+        ("cut", "center"),
+        ("origin", "left"),
+        ("price", "right"),
+        ("per carat", "right"),
+        ("retail", "right"),
+        ("availability", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for d in page.items:
+        table.add_row(
+            d.supplier_stone_id,
+            d.shape,
+            f"{d.carats}",
+            d.color or "",
+            d.clarity or "",
+            d.cut or "",
+            "lab-grown" if d.lab_grown else "natural",
+            _money(d.supplier_price_cents),
+            _money(d.price_per_carat_cents),
+            _money(d.retail_price_cents),
+            d.availability,
+        )
+    console.print(table)
+    console.print(_paging_line(page), markup=False, soft_wrap=True)
+
+
+def _paging_line(page: Any) -> str:
+    if page.total == 0:
+        return "no diamond matches"
+    if page.total is None:
+        total = "total not counted"
+    else:
+        plus = "" if page.total_is_exact else "+"
+        total = f"{page.total:,}{plus} matching, page {page.page} of {page.total_pages:,}{plus}"
+    shown = f"{len(page.items)} shown"
+    cursor = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
+    return f"{shown}; {total}{cursor}"
+
+
+# -- demo -----------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    rows: Annotated[
+        int, typer.Option("--rows", min=1, max=2_000_000, help="Supplier offers to ingest.")
+    ] = 10_000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32)] = 4,
+    consolidators: Annotated[int, typer.Option("--consolidators", min=1, max=16)] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Run against this (empty) database instead of a throw-away one; "
+            "DATABASE_URL is ignored.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The whole pipeline in one command, on a throw-away PostgreSQL: ingest, consolidate,
+    price, search, hold, buy."""
+    from . import demo as demo_module
+
+    console = _stdout()
+    options = demo_module.DemoOptions(
+        rows=rows, workers=workers, consolidators=consolidators, seed=seed
+    )
+    if database_url is not None:
+        url = _require_url(database_url)
+        _probe(url)
+        summary = demo_module.run_on(url, options, console, _progress(console))
+    else:
+        summary = demo_module.run_throwaway(options, console, _progress(console))
+    demo_module.print_summary(console, summary)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

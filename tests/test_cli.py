@@ -1,0 +1,441 @@
+"""The diamond-db command line, driven as a user would, against a real database."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from diamond_db import cli, search
+from diamond_db._resources import data_dir
+from diamond_db.synthetic import synthetic_diamonds
+from diamond_db.testing import reset_database
+
+UNREACHABLE = "postgresql://nobody:secret-password@127.0.0.1:1/nowhere"
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run `diamond-db ARGS...` in-process; its exit status and output."""
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables on one line each
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv(cli.QUERIES_DIR_VARIABLE, raising=False)
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(args))
+        captured = capsys.readouterr()
+        code = exited.value.code
+        return Result(code if isinstance(code, int) else 1, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def url(diamond_db_url: str) -> str:
+    """The session's database, emptied (schema kept)."""
+    reset_database(diamond_db_url)
+    return diamond_db_url
+
+
+def _short_error(result: Result, code: int) -> str:
+    """The error is one line on stderr, with the given exit status, and no traceback."""
+    assert result.code == code, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.err + result.out
+    return lines[0]
+
+
+# -- user mistakes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["seed", "--rows", "abc"], "--rows"),
+        (["seed", "--rows", "0"], "--rows"),
+        (["demo", "--rows", "-5"], "--rows"),
+        (["search", "--price-min", "cheap"], "--price-min"),
+        (["search", "--no-such-filter", "1"], "--no-such-filter"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors(run: Any, args: list[str], mentions: str) -> None:
+    line = _short_error(run(*args), 2)
+    assert mentions in line
+    assert "--help" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["--carat-min", "heavy"], "carat_min"),
+        (["--carat-min", "2", "--carat-max", "1"], "carat"),
+        (["--sort-by", "colour"], "sort_by"),
+        (["--page", "0"], "page"),
+    ],
+)
+def test_bad_search_values_name_the_filter(
+    run: Any, url: str, args: list[str], mentions: str
+) -> None:
+    line = _short_error(run("search", *args, "--database-url", url), 2)
+    assert mentions in line
+
+
+def test_a_missing_database_url_says_what_to_do(run: Any) -> None:
+    for command in (["bootstrap"], ["seed"], ["check"], ["search"]):
+        line = _short_error(run(*command), 2)
+        assert "DATABASE_URL" in line
+        assert "--database-url" in line
+
+
+def test_an_unreachable_database_is_one_line_without_pool_warnings_or_password(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    for command in (["bootstrap"], ["seed", "--rows", "10"], ["search"], ["check"]):
+        line = _short_error(run(*command), 1)
+        assert "127.0.0.1:1/nowhere" in line
+        assert "secret-password" not in line
+
+
+def test_an_unreachable_database_from_a_real_process(tmp_path: Path) -> None:
+    """The console entry point, as a shell runs it: exit status and stderr only."""
+    done = subprocess.run(
+        [sys.executable, "-m", "diamond_db", "search", "--database-url", UNREACHABLE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: cannot connect to the database at 127.0.0.1:1/nowhere")
+
+
+def test_a_database_without_the_schema_says_to_bootstrap(run: Any, diamond_db_server: Any) -> None:
+    empty = diamond_db_server.create_database()
+    try:
+        line = _short_error(run("search", "--database-url", empty), 1)
+        assert "diamond-db bootstrap" in line
+        result = run("bootstrap", "--database-url", empty)
+        assert result.code == 0, result
+        assert run("search", "--database-url", empty).code == 0
+        assert run("bootstrap", "--database-url", empty).code == 0  # idempotent
+    finally:
+        diamond_db_server.drop_database(empty)
+
+
+# -- queries and check ----------------------------------------------------------
+
+
+def test_queries_lists_every_statement_with_file_kind_role_and_comment(run: Any) -> None:
+    result = run("queries")
+    assert result.code == 0, result
+    from diamond_db import default_registry
+
+    for statement in default_registry():
+        assert re.search(
+            rf"{statement.name}\s+│\s+{statement.domain}\.sql\s+│\s+{statement.kind}\s+│\s+"
+            rf"{statement.role}",
+            result.out,
+        ), statement.name
+
+
+def test_queries_name_prints_its_sql(run: Any) -> None:
+    result = run("queries", "get_run_metadata")
+    assert result.code == 0, result
+    assert result.out.startswith("-- get_run_metadata: run_metadata.sql")
+    assert "FROM run_metadata" in result.out
+    line = _short_error(run("queries", "get_run_metadat"), 2)
+    assert "did you mean get_run_metadata" in line
+
+
+@pytest.fixture
+def broken_queries(tmp_path: Path) -> Path:
+    """A copy of queries/ with one statement that names a column the schema lacks."""
+    folder = tmp_path / "queries"
+    shutil.copytree(data_dir("queries"), folder)
+    with (folder / "run_metadata.sql").open("a") as f:
+        f.write(
+            "\n-- name: count_runs_by_colour()$\n"
+            "-- Deliberately broken: run_metadata has no colour column.\n"
+            "-- role: reader\n"
+            "SELECT count(*) FROM run_metadata WHERE colour = 'blue';\n"
+        )
+    return folder
+
+
+def test_check_passes_on_the_shipped_statements(run: Any, url: str) -> None:
+    result = run("check", "--database-url", url)
+    assert result.code == 0, result
+    assert re.search(r"all \d+ statements are valid", result.out)
+
+
+def test_check_names_a_broken_statement_and_exits_non_zero(
+    run: Any, url: str, broken_queries: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run("check", "--database-url", url, "--queries-dir", str(broken_queries))
+    assert result.code == 1
+    assert 'BROKEN run_metadata.sql count_runs_by_colour: column "colour" does not exist' in (
+        result.err
+    )
+    assert result.err.count("BROKEN") == 1
+    assert "1 of" in result.err.strip().splitlines()[-1]
+    # The same through the environment variable, as a CI job would set it.
+    monkeypatch.setenv(cli.QUERIES_DIR_VARIABLE, str(broken_queries))
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert run("check").code == 1
+
+
+def test_check_reports_a_statement_file_that_does_not_load(
+    run: Any, url: str, broken_queries: Path
+) -> None:
+    with (broken_queries / "run_metadata.sql").open("a") as f:
+        f.write("\n-- name: undocumented()$\nSELECT 1;\n")
+    line = _short_error(
+        run("check", "--database-url", url, "--queries-dir", str(broken_queries)), 1
+    )
+    assert "undocumented" in line
+
+
+# -- seed -------------------------------------------------------------------------
+
+
+def _diamonds(url: str) -> list[dict[str, Any]]:
+    """Every diamond as stored, without the columns the database stamps itself."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT * FROM diamonds ORDER BY supplier_stone_id").fetchall()
+    for row in rows:
+        for stamped in ("id", "created_at", "updated_at"):
+            del row[stamped]
+    return rows
+
+
+def test_seed_is_deterministic_and_matches_the_generator(run: Any, url: str) -> None:
+    result = run(
+        "seed", "--rows", "600", "--seed", "42", "--batch-size", "250", "--database-url", url
+    )
+    assert result.code == 0, result
+    assert re.search(r"seeded 600 diamonds \(seed 42\).*rows/s", result.out)
+    first = _diamonds(url)
+    assert len(first) == 600
+    assert [r["supplier_stone_id"] for r in first] == sorted(
+        d.supplier_stone_id for d in synthetic_diamonds(600, 42)
+    )
+
+    reset_database(url)
+    assert run("seed", "--rows", "600", "--seed", "42", "--database-url", url).code == 0
+    assert _diamonds(url) == first  # same seed, same rows (whatever the batch size)
+
+    reset_database(url)
+    assert run("seed", "--rows", "600", "--seed", "43", "--database-url", url).code == 0
+    other = _diamonds(url)
+    assert {r["supplier_stone_id"] for r in other}.isdisjoint(r["supplier_stone_id"] for r in first)
+
+
+def test_seeding_again_with_the_same_seed_updates_in_place(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "200", "--database-url", url).code == 0
+    before = _diamonds(url)
+    assert run("seed", "--rows", "200", "--database-url", url).code == 0
+    assert _diamonds(url) == before
+
+
+# -- demo -------------------------------------------------------------------------
+
+
+def _fact(out: str, name: str) -> str:
+    match = re.search(rf"^\s*{re.escape(name)}\s{{2,}}(.+?)\s*$", out, re.MULTILINE)
+    assert match, f"{name!r} missing from the summary:\n{out}"
+    return match[1]
+
+
+def _number(out: str, name: str) -> int:
+    return int(_fact(out, name).replace(",", ""))
+
+
+def _scalar(url: str, sql: str, *params: Any) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.encode(), params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_demo_summary_matches_the_database(
+    run: Any, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)  # ignored by the demo
+    result = run("demo", "--rows", "1500", "--workers", "3", "--database-url", url)
+    assert result.code == 0, result
+    out = result.out
+    assert "The seed README's search" in out
+
+    run_id = _fact(out, "run").split()[0]
+    assert _fact(out, "run").endswith("(completed)")
+    completed, expected = _scalar(
+        url,
+        "SELECT array[completed_workers, expected_workers] FROM run_metadata"
+        " WHERE run_id = %s AND completed_at IS NOT NULL",
+        run_id,
+    )
+    assert _fact(out, "workers completed") == f"{completed} of {expected}" == "3 of 3"
+    assert _scalar(url, "SELECT count(*) FROM worker_runs WHERE status = 'completed'") == 3
+
+    raw = _scalar(url, "SELECT count(*) FROM raw_diamonds_nivoda WHERE run_id = %s", run_id)
+    assert _number(out, "raw payloads stored") == raw == 1500
+    done = "SELECT count(*) FROM raw_diamonds_nivoda WHERE consolidation_status = 'done'"
+    assert _number(out, "raw payloads consolidated") == _scalar(url, done) == 1500
+    assert _number(out, "raw payloads pending") == 0
+
+    active = "SELECT count(*) FROM diamonds WHERE status = 'active'"
+    assert _number(out, "active diamonds") == _scalar(url, active) == 1500
+    available = active + " AND availability = 'available'"
+    assert _number(out, "available diamonds") == _scalar(url, available)
+
+    with psycopg.connect(url) as conn:
+        markups: dict[Decimal, int] = dict(
+            conn.execute("SELECT markup_ratio, count(*) FROM diamonds GROUP BY 1").fetchall()
+        )
+    priced = {f"x{ratio}": count for ratio, count in markups.items()}
+    shown = dict(part.split(": ") for part in _fact(out, "priced by markup").split(", "))
+    assert {k: int(v.replace(",", "")) for k, v in shown.items()} == priced
+
+    stone, state = _fact(out, "held diamond").split()
+    hold_id = _fact(out, "hold id")
+    assert state == "(on_hold)"
+    diamond_id = _scalar(
+        url,
+        "SELECT id FROM diamonds WHERE supplier_stone_id = %s AND availability = 'on_hold'"
+        " AND hold_id = %s",
+        stone,
+        hold_id,
+    )
+    assert _scalar(
+        url,
+        "SELECT array_agg(supplier_hold_id) FROM hold_history"
+        " WHERE diamond_id = %s AND status = 'active'",
+        diamond_id,
+    ) == [hold_id]
+    assert _fact(out, "rival hold refused") == "yes"
+    assert _fact(out, "purchase replay returned the same row") == "yes"
+    assert _scalar(
+        url, "SELECT array_agg(id::text) FROM purchase_history WHERE diamond_id = %s", diamond_id
+    ) == [_fact(out, "purchase")]
+
+
+def test_demo_refuses_a_database_that_holds_diamonds(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "5", "--database-url", url).code == 0
+    line = _short_error(run("demo", "--rows", "100", "--database-url", url), 1)
+    assert "already holds diamonds" in line
+    assert _scalar(url, "SELECT count(*) FROM run_metadata") == 0  # nothing written
+
+
+def test_demo_with_nothing_configured_starts_and_removes_its_own_server(tmp_path: Path) -> None:
+    """As a new user runs it: no DATABASE_URL that works, no test server variable."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DIAMOND_DB_TEST_URL", "DATABASE_URL", cli.QUERIES_DIR_VARIABLE)
+    }
+    env["DATABASE_URL"] = UNREACHABLE
+    env["COLUMNS"] = "200"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "diamond_db", "demo", "--rows", "800"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.perf_counter() - started < 60
+    assert "throw-away PostgreSQL" in done.stdout
+    assert _number(done.stdout, "active diamonds") == 800
+    assert _fact(done.stdout, "database").endswith("now removed")
+    assert "Traceback" not in done.stderr
+
+
+# -- search -----------------------------------------------------------------------
+
+SEARCH_FLAGS = (
+    "--colors", "D,E,F", "--carat-min", "0.5", "--no-lab-grown",
+    "--sort-by", "supplier_price_cents", "--sort-order", "asc", "--limit", "5",
+)  # fmt: skip
+ORACLE = (
+    "SELECT supplier_stone_id FROM diamonds WHERE status = 'active' AND color = ANY(%s)"
+    " AND carats >= 0.5 AND NOT lab_grown ORDER BY supplier_price_cents, id"
+)
+
+
+def test_search_prints_the_page_the_database_holds_and_pages_on_by_cursor(
+    run: Any, url: str
+) -> None:
+    assert run("seed", "--rows", "400", "--seed", "9", "--database-url", url).code == 0
+    with psycopg.connect(url) as conn:
+        expected = [r[0] for r in conn.execute(ORACLE, (["D", "E", "F"],)).fetchall()]
+    assert len(expected) > 10
+
+    first = run("search", *SEARCH_FLAGS, "--database-url", url)
+    assert first.code == 0, first
+    assert re.findall(r"syn-9-\d{8}", first.out) == expected[:5]
+    assert f"{len(expected)} matching, page 1 of " in first.out
+    cursor = re.search(r"--cursor (\S+)", first.out)
+    assert cursor is not None
+
+    second = run("search", *SEARCH_FLAGS, "--cursor", cursor[1], "--database-url", url)
+    assert second.code == 0, second
+    assert re.findall(r"syn-9-\d{8}", second.out) == expected[5:10]
+
+
+def test_search_sql_prints_render_search_without_a_database(run: Any) -> None:
+    from diamond_db.search import render_search
+
+    result = run("search", *SEARCH_FLAGS, "--sql")
+    assert result.code == 0, result
+    rendered = render_search(
+        colors=["D", "E", "F"],
+        carat_min="0.5",
+        lab_grown=False,
+        sort_by="supplier_price_cents",
+        sort_order="asc",
+        limit=5,
+    )
+    assert result.out.startswith(rendered.sql.strip() + "\n-- parameters:\n")
+    for key, value in rendered.params.items():
+        assert f"--   {key} = {value!r}\n" in result.out
+
+
+def test_search_explain_runs_explain_analyze(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "50", "--database-url", url).code == 0
+    result = run("search", *SEARCH_FLAGS, "--explain", "--database-url", url)
+    assert result.code == 0, result
+    assert "actual time=" in result.out
+    assert "Execution Time" in result.out
+    assert search.EXPLAIN_ANALYZE.startswith("EXPLAIN (ANALYZE")
+    line = _short_error(run("search", "--sql", "--explain"), 2)
+    assert "--sql" in line
