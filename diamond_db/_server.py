@@ -30,6 +30,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ._resources import bootstrap_sql
+
 TEST_URL_VARIABLE = "DIAMOND_DB_TEST_URL"
 
 
@@ -65,6 +67,18 @@ class Server:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    @contextlib.contextmanager
+    def database(self, prefix: str = "diamond_db_test", *, bootstrap: bool = True) -> Iterator[str]:
+        """A new database (with the schema unless `bootstrap=False`), dropped afterwards."""
+        url = self.create_database(prefix)
+        try:
+            if bootstrap:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(bootstrap_sql().encode())
+            yield url
+        finally:
+            self.drop_database(url)
 
     def close(self) -> None:
         """Stop whatever this resolver started."""
@@ -102,11 +116,8 @@ def throwaway_database() -> Iterator[tuple[Server, str]]:
     """A server and a fresh empty database on it, both gone afterwards."""
     server = resolve_server()
     try:
-        url = server.create_database()
-        try:
+        with server.database(bootstrap=False) as url:
             yield server, url
-        finally:
-            server.drop_database(url)
     finally:
         server.close()
 
@@ -199,19 +210,7 @@ class LocalCluster:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-l",
-            str(self.datadir.parent / "server.log"),
-            "-o",
-            f"-p {self.port}",
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        self._pg_ctl("start")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (mode: smart, fast or immediate)."""
@@ -219,21 +218,12 @@ class LocalCluster:
 
     def restart(self, mode: str = "fast") -> None:
         """Restart the server on the same port."""
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-l",
-            str(self.datadir.parent / "server.log"),
-            "-o",
-            f"-p {self.port}",
-            "-m",
-            mode,
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        )
+        self._pg_ctl("restart", "-m", mode)
+
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        log = self.datadir.parent / "server.log"
+        where = ["-D", str(self.datadir), "-l", str(log), "-o", f"-p {self.port}"]
+        self._run("pg_ctl", *where, *args, "-w", "-t", "60", action)
 
     def replicate(self) -> LocalCluster:
         """A streaming hot standby of this cluster (pg_basebackup -R), started on its own port."""

@@ -57,13 +57,8 @@ def diamond_db_server() -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def diamond_db_url(diamond_db_server: Server) -> Iterator[str]:
     """A fresh database with the diamond_db schema, dropped after the session."""
-    url = diamond_db_server.create_database()
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(bootstrap_sql().encode())
+    with diamond_db_server.database() as url:
         yield url
-    finally:
-        diamond_db_server.drop_database(url)
 
 
 def reset_database(url: str) -> None:

@@ -137,16 +137,13 @@ def test_an_unreachable_database_from_a_real_process(tmp_path: Path) -> None:
 
 
 def test_a_database_without_the_schema_says_to_bootstrap(run: Any, diamond_db_server: Any) -> None:
-    empty = diamond_db_server.create_database()
-    try:
+    with diamond_db_server.database(bootstrap=False) as empty:
         line = _short_error(run("search", "--database-url", empty), 1)
         assert "diamond-db bootstrap" in line
         result = run("bootstrap", "--database-url", empty)
         assert result.code == 0, result
         assert run("search", "--database-url", empty).code == 0
         assert run("bootstrap", "--database-url", empty).code == 0  # idempotent
-    finally:
-        diamond_db_server.drop_database(empty)
 
 
 # -- queries and check ----------------------------------------------------------

@@ -62,8 +62,7 @@ async def test_bulk_composed_and_transactional_statements_are_observed_without_v
 
 
 async def test_a_failed_bootstrap_is_reported_with_its_error(diamond_db_server: Server) -> None:
-    url = diamond_db_server.create_database()
-    try:
+    with diamond_db_server.database(bootstrap=False) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
@@ -76,5 +75,3 @@ async def test_a_failed_bootstrap_is_reported_with_its_error(diamond_db_server: 
                 await db.bootstrap()
         assert [e.name for e in events] == ["bootstrap"]
         assert isinstance(events[0].error, psycopg.errors.ReadOnlySqlTransaction)
-    finally:
-        diamond_db_server.drop_database(url)

@@ -57,17 +57,16 @@ def _insert(conn: psycopg.Connection[Any], table: str, **values: Any) -> None:
 
 
 def test_bootstrap_twice_on_a_fresh_database_is_harmless(diamond_db_server: Server) -> None:
-    url = diamond_db_server.create_database("diamond_db_boot")
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(bootstrap_sql().encode())
-            first = _catalog(conn)
-            conn.execute(bootstrap_sql().encode())
-            assert _catalog(conn) == first
-            rules = conn.execute("SELECT priority, markup_ratio, rating FROM pricing_rules")
-            assert [tuple(map(str, r)) for r in rules] == [("1000", "1.1500", "5")]
-    finally:
-        diamond_db_server.drop_database(url)
+    with (
+        diamond_db_server.database("diamond_db_boot", bootstrap=False) as url,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        conn.execute(bootstrap_sql().encode())
+        first = _catalog(conn)
+        conn.execute(bootstrap_sql().encode())
+        assert _catalog(conn) == first
+        rules = conn.execute("SELECT priority, markup_ratio, rating FROM pricing_rules")
+        assert [tuple(map(str, r)) for r in rules] == [("1000", "1.1500", "5")]
 
 
 def test_bootstrap_keeps_an_operators_rules(conn: psycopg.Connection[Any]) -> None:

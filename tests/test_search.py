@@ -11,7 +11,6 @@ import base64
 import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -31,7 +30,6 @@ from diamond_db import (
     ValidationError,
     render_search,
 )
-from diamond_db._resources import bootstrap_sql
 from diamond_db._server import Server
 from diamond_db.records import Diamond
 from diamond_db.search import SORT_KEYS
@@ -86,22 +84,10 @@ async def _seed(url: str) -> None:
             assert await db.upsert_diamonds(stones[start : start + BATCH]) == BATCH
 
 
-@contextmanager
-def own_database(server: Server) -> Iterator[str]:
-    """A bootstrapped database of the module's own (the searches only read), dropped after."""
-    url = server.create_database()
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(bootstrap_sql().encode())
-        yield url
-    finally:
-        server.drop_database(url)
-
-
 @pytest.fixture(scope="module")
 def search_url(diamond_db_server: Server) -> Iterator[str]:
     """The oracle's database, seeded once through upsert_diamonds."""
-    with own_database(diamond_db_server) as url:
+    with diamond_db_server.database() as url:
         asyncio.run(_seed(url))
         yield url
 
@@ -621,7 +607,7 @@ FROM (
 @pytest.fixture(scope="module")
 def seeded_url(diamond_db_server: Server) -> Iterator[str]:
     """A database of its own with 100,000 diamonds, vacuumed and analysed."""
-    with own_database(diamond_db_server) as url:
+    with diamond_db_server.database() as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT setseed(0.42)")  # the same rows every run
             conn.execute(SEED.encode(), {"rows": PLAN_ROWS})
