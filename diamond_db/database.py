@@ -65,6 +65,11 @@ class Pool(AsyncConnectionPool[Connection]):
         if not self.closed and (self._sweeper is None or self._sweeper.done()):
             self._sweeper = asyncio.create_task(self._sweep())
 
+    @property
+    def sweeping(self) -> asyncio.Task[None] | None:
+        """The sweep in progress, if any (await it to know the dead ones are gone)."""
+        return None if self._sweeper is None or self._sweeper.done() else self._sweeper
+
     async def _sweep(self) -> None:
         try:
             await self.check()

@@ -436,7 +436,7 @@ def _nulls_last_page(
     ]
     union = "\n    UNION ALL\n".join(textwrap.indent(s, "    ") for s in selects)
     order = _order_by(key, direction, nulls_last=True)
-    return f"SELECT d.*\nFROM (\n{union}\n) AS d\n{order}\n{tail}"
+    return "\n".join(["SELECT d.*", "FROM (", union, ") AS d", order, tail])
 
 
 def _count_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -> str:
