@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-import psycopg
 import pytest
+from helpers import fetch
 
 import diamond_db as package
 from diamond_db import ApiKey, Database, ValidationError, hash_api_key
@@ -19,9 +19,9 @@ RAW_KEY = "sk_live_4f9a1c2e-raw-secret"
 
 def stored_keys(url: str) -> list[tuple[Any, ...]]:
     """(key_hash, client_name, permissions, active, last_used_at) of every key, read directly."""
-    sql = b"SELECT key_hash, client_name, permissions, active, last_used_at FROM api_keys"
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql).fetchall()
+    return fetch(
+        url, "SELECT key_hash, client_name, permissions, active, last_used_at FROM api_keys"
+    )
 
 
 async def create(db: Database, raw: str = RAW_KEY, **extra: Any) -> ApiKey:

@@ -13,9 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
+from helpers import fetch, fetch_dicts, scalar
 
 from diamond_db import cli, search
 from diamond_db._resources import data_dir
@@ -224,8 +223,7 @@ def test_check_reports_a_statement_file_that_does_not_load(
 
 def _diamonds(url: str) -> list[dict[str, Any]]:
     """Every diamond as stored, without the columns the database stamps itself."""
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        rows = conn.execute("SELECT * FROM diamonds ORDER BY supplier_stone_id").fetchall()
+    rows = fetch_dicts(url, "SELECT * FROM diamonds ORDER BY supplier_stone_id")
     for row in rows:
         for stamped in ("id", "created_at", "updated_at"):
             del row[stamped]
@@ -274,13 +272,6 @@ def _number(out: str, name: str) -> int:
     return int(_fact(out, name).replace(",", ""))
 
 
-def _scalar(url: str, sql: str, *params: Any) -> Any:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql.encode(), params).fetchone()
-    assert row is not None
-    return row[0]
-
-
 def test_demo_summary_matches_the_database(
     run: Any, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,30 +283,29 @@ def test_demo_summary_matches_the_database(
 
     run_id = _fact(out, "run").split()[0]
     assert _fact(out, "run").endswith("(completed)")
-    completed, expected = _scalar(
+    completed, expected = scalar(
         url,
         "SELECT array[completed_workers, expected_workers] FROM run_metadata"
         " WHERE run_id = %s AND completed_at IS NOT NULL",
         run_id,
     )
     assert _fact(out, "workers completed") == f"{completed} of {expected}" == "3 of 3"
-    assert _scalar(url, "SELECT count(*) FROM worker_runs WHERE status = 'completed'") == 3
+    assert scalar(url, "SELECT count(*) FROM worker_runs WHERE status = 'completed'") == 3
 
-    raw = _scalar(url, "SELECT count(*) FROM raw_diamonds_nivoda WHERE run_id = %s", run_id)
+    raw = scalar(url, "SELECT count(*) FROM raw_diamonds_nivoda WHERE run_id = %s", run_id)
     assert _number(out, "raw payloads stored") == raw == 1500
     done = "SELECT count(*) FROM raw_diamonds_nivoda WHERE consolidation_status = 'done'"
-    assert _number(out, "raw payloads consolidated") == _scalar(url, done) == 1500
+    assert _number(out, "raw payloads consolidated") == scalar(url, done) == 1500
     assert _number(out, "raw payloads pending") == 0
 
     active = "SELECT count(*) FROM diamonds WHERE status = 'active'"
-    assert _number(out, "active diamonds") == _scalar(url, active) == 1500
+    assert _number(out, "active diamonds") == scalar(url, active) == 1500
     available = active + " AND availability = 'available'"
-    assert _number(out, "available diamonds") == _scalar(url, available)
+    assert _number(out, "available diamonds") == scalar(url, available)
 
-    with psycopg.connect(url) as conn:
-        markups: dict[Decimal, int] = dict(
-            conn.execute("SELECT markup_ratio, count(*) FROM diamonds GROUP BY 1").fetchall()
-        )
+    markups: dict[Decimal, int] = dict(
+        fetch(url, "SELECT markup_ratio, count(*) FROM diamonds GROUP BY 1")
+    )
     priced = {f"x{ratio}": count for ratio, count in markups.items()}
     shown = dict(part.split(": ") for part in _fact(out, "priced by markup").split(", "))
     assert {k: int(v.replace(",", "")) for k, v in shown.items()} == priced
@@ -323,14 +313,14 @@ def test_demo_summary_matches_the_database(
     stone, state = _fact(out, "held diamond").split()
     hold_id = _fact(out, "hold id")
     assert state == "(on_hold)"
-    diamond_id = _scalar(
+    diamond_id = scalar(
         url,
         "SELECT id FROM diamonds WHERE supplier_stone_id = %s AND availability = 'on_hold'"
         " AND hold_id = %s",
         stone,
         hold_id,
     )
-    assert _scalar(
+    assert scalar(
         url,
         "SELECT array_agg(supplier_hold_id) FROM hold_history"
         " WHERE diamond_id = %s AND status = 'active'",
@@ -338,7 +328,7 @@ def test_demo_summary_matches_the_database(
     ) == [hold_id]
     assert _fact(out, "rival hold refused") == "yes"
     assert _fact(out, "purchase replay returned the same row") == "yes"
-    assert _scalar(
+    assert scalar(
         url, "SELECT array_agg(id::text) FROM purchase_history WHERE diamond_id = %s", diamond_id
     ) == [_fact(out, "purchase")]
 
@@ -347,7 +337,7 @@ def test_demo_refuses_a_database_that_holds_diamonds(run: Any, url: str) -> None
     assert run("seed", "--rows", "5", "--database-url", url).code == 0
     line = _short_error(run("demo", "--rows", "100", "--database-url", url), 1)
     assert "already holds diamonds" in line
-    assert _scalar(url, "SELECT count(*) FROM run_metadata") == 0  # nothing written
+    assert scalar(url, "SELECT count(*) FROM run_metadata") == 0  # nothing written
 
 
 def test_demo_with_nothing_configured_starts_and_removes_its_own_server(tmp_path: Path) -> None:
@@ -393,8 +383,7 @@ def test_search_prints_the_page_the_database_holds_and_pages_on_by_cursor(
     run: Any, url: str
 ) -> None:
     assert run("seed", "--rows", "400", "--seed", "9", "--database-url", url).code == 0
-    with psycopg.connect(url) as conn:
-        expected = [r[0] for r in conn.execute(ORACLE, (["D", "E", "F"],)).fetchall()]
+    expected = [r[0] for r in fetch(url, ORACLE, ["D", "E", "F"])]
     assert len(expected) > 10
 
     first = run("search", *SEARCH_FLAGS, "--database-url", url)

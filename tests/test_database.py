@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import scalar
 from psycopg_pool import PoolTimeout
 
 import diamond_db
@@ -18,13 +19,7 @@ from diamond_db._server import _free_port
 from diamond_db.config import resolve_settings, settings_from_env
 from diamond_db.testing import reset_database
 
-
-async def _run_count(url: str) -> int:
-    async with await psycopg.AsyncConnection.connect(url) as conn:
-        cursor = await conn.execute("SELECT count(*) FROM run_metadata")
-        row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+RUNS = "SELECT count(*) FROM run_metadata"
 
 
 # -- lifecycle ----------------------------------------------------------------
@@ -71,9 +66,9 @@ async def test_transaction_commits_together(diamond_db: Database, diamond_db_url
     async with diamond_db.transaction() as tx:
         first = await tx.create_run_metadata("full", 1)
         await tx.create_run_metadata("incremental", 1)
-        assert await _run_count(diamond_db_url) == 0  # nothing visible before commit
+        assert scalar(diamond_db_url, RUNS) == 0  # nothing visible before commit
         assert await tx.get_run_metadata(first.run_id) == first  # but visible inside
-    assert await _run_count(diamond_db_url) == 2
+    assert scalar(diamond_db_url, RUNS) == 2
 
 
 async def test_transaction_rolls_back_on_any_exception(
@@ -83,7 +78,7 @@ async def test_transaction_rolls_back_on_any_exception(
         async with diamond_db.transaction() as tx:
             await tx.create_run_metadata("full", 1)
             raise RuntimeError("boom")
-    assert await _run_count(diamond_db_url) == 0
+    assert scalar(diamond_db_url, RUNS) == 0
 
 
 async def test_a_failed_statement_rolls_back_the_whole_transaction(
@@ -97,7 +92,7 @@ async def test_a_failed_statement_rolls_back_the_whole_transaction(
                     "INSERT INTO run_metadata (run_type, expected_workers) VALUES ('full', -5)"
                 )
     assert raised.value.sqlstate == "23514"
-    assert await _run_count(diamond_db_url) == 0
+    assert scalar(diamond_db_url, RUNS) == 0
 
 
 async def test_module_level_transaction_uses_the_default_database(
@@ -112,7 +107,7 @@ async def test_module_level_transaction_uses_the_default_database(
         assert diamond_db.get_pool() is diamond_db.get_pool()
     finally:
         await diamond_db.close_pool()
-    assert await _run_count(diamond_db_url) == 1
+    assert scalar(diamond_db_url, RUNS) == 1
 
 
 async def test_missing_database_url_is_a_clear_error_when_first_needed(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,30 +10,14 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from helpers import diamond, fetch
 
 from diamond_db import Database, Diamond, DiamondInput, QueryEvent, ValidationError
 
 
 def stone(n: int | str, **changes: Any) -> DiamondInput:
-    """A valid supplier diamond; `changes` override any field."""
-    base = DiamondInput(
-        supplier_stone_id=f"stone-{n}",
-        offer_id=f"offer-{n}",
-        shape="ROUND",
-        carats=Decimal("1.01"),
-        supplier_price_cents=500_000,
-        price_per_carat_cents=495_049,
-        color="E",
-        clarity="VS1",
-        measurements={"length": 6.4, "width": 6.41},
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def fetch(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows of a raw query: the tests read the database behind the library's back."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql.encode(), params).fetchall()
+    """The shared test diamond as stone-<n> with offer offer-<n>; `changes` override any field."""
+    return diamond(f"stone-{n}", **{"offer_id": f"offer-{n}", **changes})
 
 
 def state(url: str, stone_id: str) -> tuple[Any, ...]:

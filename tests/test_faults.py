@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from _reliability import diamond, scalar
+from helpers import diamond, scalar
 from psycopg_pool import PoolTimeout
 
 from diamond_db import (

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
+from helpers import fetch, insert_diamond
 
 from diamond_db import Database, HoldHistory, ValidationError
 from diamond_db.operations import Operations
-
-_stones = itertools.count()
-
-
-def insert_diamond(url: str, *, availability: str = "available", status: str = "active") -> UUID:
-    """A minimal diamond, inserted directly (the hold domain does not own diamond upserts)."""
-    n = next(_stones)
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO diamonds (supplier_stone_id, offer_id, shape, carats,"
-            " supplier_price_cents, price_per_carat_cents, availability, status)"
-            " VALUES (%s, %s, 'ROUND', 1.00, 100000, 100000, %s, %s) RETURNING id",
-            (f"stone-{n}", f"offer-{n}", availability, status),
-        ).fetchone()
-    assert row is not None
-    return UUID(str(row[0]))
-
-
-def fetch(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Rows of a raw query: the tests read the database behind the library's back."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql.encode(), params).fetchall()
 
 
 def diamond_state(url: str, diamond_id: UUID) -> tuple[str, str | None]:

@@ -12,9 +12,8 @@ import uuid
 from dataclasses import fields, replace
 from typing import Any
 
-import psycopg
 import pytest
-from _reliability import diamond
+from helpers import diamond, scalar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -159,13 +158,8 @@ unknown_keys = st.dictionaries(
 
 
 def _table_counts(url: str) -> dict[str, int]:
-    counts = {}
-    with psycopg.connect(url, autocommit=True) as conn:
-        for table in ("diamonds", "raw_diamonds_nivoda", "pricing_rules", "run_metadata"):
-            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-            assert row is not None
-            counts[table] = int(row[0])
-    return counts
+    tables = ("diamonds", "raw_diamonds_nivoda", "pricing_rules", "run_metadata")
+    return {table: int(scalar(url, f"SELECT count(*) FROM {table}")) for table in tables}
 
 
 def _assert_valid_page(page: object) -> None:

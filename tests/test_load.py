@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from _reliability import diamond, scalar
+from helpers import diamond, scalar
 from psycopg_pool import PoolTimeout
 
 from diamond_db import Database, DatabaseUnavailable

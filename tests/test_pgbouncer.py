@@ -13,7 +13,7 @@ import uuid
 
 import psycopg
 import pytest
-from _reliability import diamond, scalar
+from helpers import diamond, scalar
 
 from diamond_db import Database, RawDiamondInput
 from diamond_db.testing import reset_database

@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
-from psycopg.rows import dict_row
+from helpers import fetch_dicts
 
 from diamond_db import Database, DiamondInput, RawDiamond, RawDiamondInput
 from diamond_db.records import RunType
@@ -18,12 +17,6 @@ WORKERS = 6
 PAGES = 3
 PAGE_SIZE = 200
 CONSOLIDATORS = 3
-
-
-def fetch(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a raw query, read behind the library's back."""
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql.encode(), params).fetchall()
 
 
 def supplier_payload(n: int, price_bump: int = 0) -> dict[str, Any]:
@@ -116,11 +109,11 @@ async def test_full_then_incremental_run(diamond_db: Database, diamond_db_url: s
     async with Database(diamond_db_url, max_size=12) as db:
         run_id = await run_pipeline(db, "full", WORKERS)
 
-    [run] = fetch(diamond_db_url, "SELECT * FROM run_metadata WHERE run_id = %s", run_id)
+    [run] = fetch_dicts(diamond_db_url, "SELECT * FROM run_metadata WHERE run_id = %s", run_id)
     assert (run["completed_workers"], run["failed_workers"]) == (WORKERS, 0)
     assert run["completed_at"] is not None
     assert run["watermark_after"] == datetime(2024, 6, 1, tzinfo=UTC)
-    workers = fetch(
+    workers = fetch_dicts(
         diamond_db_url,
         "SELECT status, records_processed, count(*) AS n FROM worker_runs"
         " WHERE run_id = %s GROUP BY 1, 2",
@@ -129,20 +122,20 @@ async def test_full_then_incremental_run(diamond_db: Database, diamond_db_url: s
     assert workers == [
         {"status": "completed", "records_processed": PAGES * PAGE_SIZE, "n": WORKERS}
     ]
-    raw = fetch(
+    raw = fetch_dicts(
         diamond_db_url,
         "SELECT consolidation_status, consolidated, count(*) AS n"
         " FROM raw_diamonds_nivoda GROUP BY 1, 2",
     )
     assert raw == [{"consolidation_status": "done", "consolidated": True, "n": stones}]
     expected_total = sum(supplier_payload(n)["offer"]["price"] for n in range(stones))
-    [diamonds] = fetch(
+    [diamonds] = fetch_dicts(
         diamond_db_url,
         "SELECT count(*) AS n, sum(supplier_price_cents) AS total FROM diamonds"
         " WHERE supplier = 'nivoda' AND status = 'active'",
     )
     assert (diamonds["n"], diamonds["total"]) == (stones, expected_total)
-    [sample] = fetch(
+    [sample] = fetch_dicts(
         diamond_db_url, "SELECT * FROM diamonds WHERE supplier_stone_id = %s", "stone-00042"
     )
     assert (sample["shape"], sample["carats"], sample["color"]) == ("ROUND", Decimal("0.70"), "F")
@@ -151,6 +144,8 @@ async def test_full_then_incremental_run(diamond_db: Database, diamond_db_url: s
     # the unchanged payloads of partition 1 are not consolidated again.
     async with Database(diamond_db_url, max_size=12) as db:
         await run_pipeline(db, "incremental", 2, bump=5)
-    [diamonds] = fetch(diamond_db_url, "SELECT sum(supplier_price_cents) AS total FROM diamonds")
+    [diamonds] = fetch_dicts(
+        diamond_db_url, "SELECT sum(supplier_price_cents) AS total FROM diamonds"
+    )
     assert diamonds["total"] == expected_total + 5 * PAGES * PAGE_SIZE
     assert await diamond_db.get_unconsolidated_count() == 0

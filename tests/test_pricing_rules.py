@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from helpers import fetch_dicts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,12 +23,8 @@ CARATS = tuple(Decimal(c) for c in ("0.30", "0.50", "0.99", "1.00", "1.01", "1.5
 
 def stored_rule(url: str, rule_id: UUID) -> dict[str, Any]:
     """A rule's row as a dict, read directly."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(b"SELECT * FROM pricing_rules WHERE id = %s", (rule_id,))
-        row = cursor.fetchone()
-        assert row is not None
-        assert cursor.description is not None
-        return {column.name: value for column, value in zip(cursor.description, row, strict=True)}
+    [row] = fetch_dicts(url, "SELECT * FROM pricing_rules WHERE id = %s", rule_id)
+    return row
 
 
 # -- the oracle -------------------------------------------------------------------

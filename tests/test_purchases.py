@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from test_holds import fetch, insert_diamond
+from helpers import fetch, insert_diamond
 
 from diamond_db import Database, IdempotencyConflict, PurchaseHistory, ValidationError
 

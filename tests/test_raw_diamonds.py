@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from helpers import fetch_dicts
 
 from diamond_db import Database, QueryEvent, RawDiamondInput, ValidationError, payload_hash
 from diamond_db.operations import raw_diamonds
@@ -27,15 +27,9 @@ STATE = (
 )
 
 
-def fetch(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a raw query, read behind the library's back."""
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql.encode(), params).fetchall()
-
-
 def raw_row(url: str, stone: str) -> dict[str, Any]:
     """Every column of one raw row, plus xmin (changes whenever the row is rewritten)."""
-    rows = fetch(
+    rows = fetch_dicts(
         url,
         "SELECT *, xmin::text AS xmin FROM raw_diamonds_nivoda WHERE supplier_stone_id = %s",
         stone,
@@ -45,7 +39,7 @@ def raw_row(url: str, stone: str) -> dict[str, Any]:
 
 
 def table_state(url: str) -> list[dict[str, Any]]:
-    return fetch(url, f"SELECT {STATE} FROM raw_diamonds_nivoda ORDER BY supplier_stone_id")
+    return fetch_dicts(url, f"SELECT {STATE} FROM raw_diamonds_nivoda ORDER BY supplier_stone_id")
 
 
 def payload(n: int, **extra: Any) -> dict[str, Any]:
@@ -466,7 +460,9 @@ async def test_stuck_claims_return_to_pending_and_are_claimed_again(
     retaken = await diamond_db.claim_unconsolidated_raw_diamonds(10, "successor")
     assert {r.id for r in retaken} == {r.id for r in crashed}
     await diamond_db.mark_as_consolidated([r.id for r in retaken + alive])
-    done = fetch(diamond_db_url, "SELECT count(*) AS n FROM raw_diamonds_nivoda WHERE consolidated")
+    done = fetch_dicts(
+        diamond_db_url, "SELECT count(*) AS n FROM raw_diamonds_nivoda WHERE consolidated"
+    )
     assert done == [{"n": 6}]
 
 
@@ -492,7 +488,7 @@ async def test_four_consolidators_take_every_row_exactly_once(
 
     everything = [i for taken in results for i in taken]
     assert len(everything) == len(set(everything)) == total  # none twice, none lost
-    stored = fetch(
+    stored = fetch_dicts(
         diamond_db_url,
         "SELECT claimed_by, consolidation_status, consolidated, count(*) AS n"
         " FROM raw_diamonds_nivoda GROUP BY 1, 2, 3",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from _reliability import diamond
+from helpers import diamond
 
 import diamond_db
 from diamond_db import Database, RawDiamondInput

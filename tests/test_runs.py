@@ -9,24 +9,20 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from helpers import fetch_dicts
 
 from diamond_db import Database, NotFoundError, RunMetadata, ValidationError, WorkerCounters
 
 
-def fetch(url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
-    """Rows of a raw query, read behind the library's back."""
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql.encode(), params).fetchall()
-
-
 def run_row(url: str, run_id: UUID) -> dict[str, Any]:
-    [row] = fetch(url, "SELECT * FROM run_metadata WHERE run_id = %s", run_id)
+    [row] = fetch_dicts(url, "SELECT * FROM run_metadata WHERE run_id = %s", run_id)
     return row
 
 
 def worker_statuses(url: str, run_id: UUID) -> dict[str, str]:
-    rows = fetch(url, "SELECT partition_id, status FROM worker_runs WHERE run_id = %s", run_id)
+    rows = fetch_dicts(
+        url, "SELECT partition_id, status FROM worker_runs WHERE run_id = %s", run_id
+    )
     return {r["partition_id"]: r["status"] for r in rows}
 
 
@@ -130,7 +126,7 @@ async def test_create_worker_run_starts_running_with_its_work_item(
     assert (worker.run_id, worker.partition_id, worker.worker_id) == (run.run_id, "p0", worker_id)
     assert (worker.status, worker.records_processed, worker.completed_at) == ("running", 0, None)
     bare = await diamond_db.create_worker_run(run.run_id, "p1", uuid4())
-    [stored] = fetch(diamond_db_url, "SELECT * FROM worker_runs WHERE id = %s", worker.id)
+    [stored] = fetch_dicts(diamond_db_url, "SELECT * FROM worker_runs WHERE id = %s", worker.id)
     assert stored["work_item_payload"] == item == worker.work_item_payload
     assert bare.work_item_payload is None
 
@@ -145,7 +141,7 @@ async def test_a_second_worker_for_the_same_partition_gets_a_unique_violation(
         await diamond_db.create_worker_run(run.run_id, "p0", uuid4())
     assert caught.value.sqlstate == "23505"
     await diamond_db.create_worker_run(other.run_id, "p0", uuid4())  # another run: fine
-    rows = fetch(diamond_db_url, "SELECT id FROM worker_runs WHERE run_id = %s", run.run_id)
+    rows = fetch_dicts(diamond_db_url, "SELECT id FROM worker_runs WHERE run_id = %s", run.run_id)
     assert rows == [{"id": first.id}]
 
 
@@ -178,7 +174,7 @@ async def test_update_worker_run_records_the_outcome(
     done = await diamond_db.update_worker_run(str(worker.id), "failed", 700, "HTTP 503")
     assert (done.status, done.records_processed, done.error_message) == ("failed", 700, "HTTP 503")
     assert done.completed_at is not None
-    [stored] = fetch(diamond_db_url, "SELECT * FROM worker_runs WHERE id = %s", worker.id)
+    [stored] = fetch_dicts(diamond_db_url, "SELECT * FROM worker_runs WHERE id = %s", worker.id)
     assert (stored["status"], stored["completed_at"]) == ("failed", done.completed_at)
     with pytest.raises(NotFoundError):
         await diamond_db.update_worker_run(uuid4(), "completed", 1)

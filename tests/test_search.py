@@ -17,6 +17,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from helpers import fetch_dicts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
@@ -95,8 +96,7 @@ def search_url(diamond_db_server: Server) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def rows(search_url: str) -> list[Row]:
     """Every stored diamond, read directly: the oracle's input."""
-    with psycopg.connect(search_url, row_factory=dict_row) as conn:
-        return conn.execute("SELECT * FROM diamonds").fetchall()
+    return fetch_dicts(search_url, "SELECT * FROM diamonds")
 
 
 @pytest.fixture
