@@ -1,0 +1,232 @@
+"""Every SQL statement the benchmark sends itself: the baselines, and its housekeeping.
+
+This is benchmark code, not library code: nothing here is part of diamond_db,
+and none of it is reviewed as the library's SQL in queries/. The library's
+contenders run the library's own statements (through its operations, or the
+text `render_search` and the registry give, run through raw psycopg).
+
+Baselines (what the library is compared against):
+- NAIVE SEARCH: the form the platform started with. A COUNT(*) statement, then
+  SELECT * ... ORDER BY <sort column> LIMIT/OFFSET with no tie-breaker (so
+  pages may overlap or skip rows on ties), two round trips.
+- EXPLAIN FLOOR: the server's own execution time of a statement, from
+  EXPLAIN (ANALYZE, TIMING OFF) (no per-node clock reads, so little overhead):
+  what the statement costs with no client, no network, no planning.
+- COPY FLOOR: plain COPY of the raw rows into an empty copy of
+  raw_diamonds_nivoda (same columns, defaults, constraints and indexes): the
+  fastest way PostgreSQL takes rows in.
+
+Identifiers here only ever come from the constants of this package (the
+benchmark's own search definitions), never from input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+Connection = psycopg.AsyncConnection[Any]
+
+# -- naive search ----------------------------------------------------------------
+# The original platform's predicates: one per filter, on the table itself.
+
+NAIVE_PREDICATES: Final[Mapping[str, str]] = {
+    "shape": "shape = ANY(%(shape)s)",
+    "carat_min": "carats >= %(carat_min)s",
+    "carat_max": "carats <= %(carat_max)s",
+    "colors": "color = ANY(%(colors)s)",
+    "clarities": "clarity = ANY(%(clarities)s)",
+    "cuts": "cut = ANY(%(cuts)s)",
+    "polishes": "polish = ANY(%(polishes)s)",
+    "symmetries": "symmetry = ANY(%(symmetries)s)",
+    "fluorescences": "fluorescence = ANY(%(fluorescences)s)",
+    "certificate_labs": "certificate_lab = ANY(%(certificate_labs)s)",
+    "lab_grown": "lab_grown = %(lab_grown)s",
+    "treated": "treated = %(treated)s",
+    "price_min": "supplier_price_cents >= %(price_min)s",
+    "price_max": "supplier_price_cents <= %(price_max)s",
+    "rating_min": "rating >= %(rating_min)s",
+    "availability": "availability = ANY(%(availability)s)",
+}
+
+
+def naive_search(
+    filters: Mapping[str, Any], sort_by: str, sort_order: str
+) -> tuple[sql.Composed, sql.Composed]:
+    """The naive count statement and page statement (params: the filters, limit, offset)."""
+    where = sql.SQL(" AND ").join(
+        [sql.SQL("status = 'active'")] + [sql.SQL(NAIVE_PREDICATES[name]) for name in filters]
+    )
+    count = sql.SQL("SELECT COUNT(*) FROM diamonds WHERE {}").format(where)
+    direction = sql.SQL("ASC" if sort_order == "asc" else "DESC")
+    page = sql.SQL(
+        "SELECT * FROM diamonds WHERE {} ORDER BY {} {} LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(where, sql.Identifier(sort_by), direction)
+    return count, page
+
+
+async def run_naive_search(
+    conn: Connection,
+    statements: tuple[sql.Composed, sql.Composed],
+    params: Mapping[str, Any],
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Count, then fetch the page: the original's two round trips."""
+    count_sql, page_sql = statements
+    cur = await conn.execute(count_sql, params)
+    row = await cur.fetchone()
+    assert row is not None
+    cur = await conn.execute(page_sql, params)
+    return int(row[0]), await cur.fetchall()
+
+
+# -- EXPLAIN floor -----------------------------------------------------------------
+
+
+async def explain_times(
+    conn: Connection, query: str, params: Mapping[str, Any]
+) -> tuple[float, float]:
+    """The statement's server-side execution and planning times in seconds.
+
+    From EXPLAIN (ANALYZE, TIMING OFF): the floor is the execution time; planning
+    is reported beside it, since every unprepared run of the statement pays it too.
+    """
+    cur = await conn.execute(
+        ("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + query).encode(), params
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+    return float(plan[0]["Execution Time"]) / 1e3, float(plan[0]["Planning Time"]) / 1e3
+
+
+async def explain_plan(conn: Connection, query: str, params: Mapping[str, Any]) -> str:
+    """The statement's plan with actual times and buffers, as text (for the report)."""
+    cur = await conn.execute(("EXPLAIN (ANALYZE, BUFFERS) " + query).encode(), params)
+    return "\n".join(str(row[0]) for row in await cur.fetchall())
+
+
+# -- COPY floor ----------------------------------------------------------------------
+
+COPY_TABLE: Final = "bench_raw_copy"
+RAW_COLUMNS: Final = (
+    "run_id",
+    "supplier_stone_id",
+    "offer_id",
+    "source_updated_at",
+    "payload",
+    "payload_hash",
+)
+
+
+async def create_copy_table(conn: Connection) -> None:
+    """An empty copy of raw_diamonds_nivoda: same columns, defaults, constraints, indexes."""
+    await conn.execute(
+        sql.SQL(
+            "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (LIKE raw_diamonds_nivoda INCLUDING ALL)"
+        ).format(t=sql.Identifier(COPY_TABLE))
+    )
+
+
+async def empty_copy_table(conn: Connection) -> None:
+    await conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(COPY_TABLE)))
+
+
+async def drop_copy_table(conn: Connection) -> None:
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(COPY_TABLE)))
+
+
+async def copy_rows(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY rows (in RAW_COLUMNS order; payload as JSON text) into the empty copy."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(COPY_TABLE), sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
+    )
+    async with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+# -- housekeeping --------------------------------------------------------------------
+# Not measured: database creation and reuse, emptying and resetting tables between
+# timed calls, sampling ids.
+
+
+async def server_version(conn: Connection) -> str:
+    cur = await conn.execute("SELECT version()")
+    row = await cur.fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def database_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def database_comment(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """The COMMENT ON DATABASE text where the benchmark records what a database holds."""
+    row = conn.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (name,),
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def create_database(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def comment_database(conn: psycopg.Connection[Any], name: str, text: str) -> None:
+    conn.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(text))
+    )
+
+
+def vacuum_analyze(conn: psycopg.Connection[Any], table: str | None = None) -> None:
+    """VACUUM ANALYZE a table (every table when None); needs an autocommit connection."""
+    if table is None:
+        conn.execute("VACUUM ANALYZE")
+    else:
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
+async def sample_diamond_ids(conn: Connection, count: int, seed: int) -> list[Any]:
+    """`count` live diamond ids in a random order that is the same for the same table and seed."""
+    cur = await conn.execute(
+        "SELECT id FROM diamonds WHERE status = 'active' ORDER BY md5(id::text || %s) LIMIT %s",
+        (str(seed), count),
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def empty_raw_table(conn: Connection) -> None:
+    await conn.execute("TRUNCATE raw_diamonds_nivoda")
+
+
+async def reset_raw_to_pending(conn: Connection) -> None:
+    """Send every raw row back to the queue (pending, unclaimed), then VACUUM the dead versions."""
+    await conn.execute(
+        "UPDATE raw_diamonds_nivoda SET consolidation_status = 'pending', consolidated = FALSE, "
+        "consolidated_at = NULL, claimed_by = NULL, claimed_at = NULL "
+        "WHERE consolidation_status <> 'pending'"
+    )
+    await conn.execute("VACUUM ANALYZE raw_diamonds_nivoda")
+
+
+async def raw_status_counts(conn: Connection) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT consolidation_status, count(*) FROM raw_diamonds_nivoda GROUP BY 1"
+    )
+    return {str(status): int(n) for status, n in await cur.fetchall()}
+
+
+async def delete_supplier_diamonds(conn: Connection, supplier: str) -> int:
+    """Remove the diamonds a write scenario added under its own supplier name."""
+    cur = await conn.execute("DELETE FROM diamonds WHERE supplier = %s", (supplier,))
+    return cur.rowcount

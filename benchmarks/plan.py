@@ -1,0 +1,75 @@
+"""How big each scenario is (full size, or --quick for CI), and what every scenario receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from diamond_db import Database
+
+from .memory import PeakWindow
+from .stats import Case
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions. Full size follows the issue; quick only checks the harness works."""
+
+    rows: int = 1_000_000
+    seed: int = 0
+    quick: bool = False
+    search_rounds: int = 10
+    search_warmup: int = 2
+    deep_page: int = 200
+    lookups: int = 1_000
+    lookup_warmup: int = 50
+    ingest_rows: int = 20_000
+    ingest_rounds: int = 3
+    consolidation_rows: int = 100_000
+    consolidation_rounds: int = 2
+    consolidators: tuple[int, ...] = (1, 2, 4)
+    claim_batch: int = 1_000
+    upsert_batch: int = 1_000
+    upsert_singles: int = 1_000
+    upsert_rounds: int = 3
+
+    @classmethod
+    def quick_plan(cls, rows: int, seed: int) -> Plan:
+        return cls(
+            rows=rows,
+            seed=seed,
+            quick=True,
+            search_rounds=3,
+            search_warmup=1,
+            lookups=200,
+            lookup_warmup=10,
+            ingest_rows=2_000,
+            ingest_rounds=1,
+            consolidation_rows=5_000,
+            consolidation_rounds=1,
+            upsert_batch=1_000,
+            upsert_singles=100,
+            upsert_rounds=1,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Bench:
+    """What a scenario works with: the open library Database on the benchmark database."""
+
+    db: Database
+    url: str
+    plan: Plan
+    console: Console
+    cases: list[Case] = field(default_factory=list)
+    memory: list[PeakWindow] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, case: Case) -> Case:
+        self.cases.append(case)
+        return case
