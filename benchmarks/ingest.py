@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
+
 from diamond_db import RawDiamondInput, payload_hash
 
 from . import baselines
@@ -134,10 +136,6 @@ def profile_encoding(rows: Sequence[RawDiamondInput]) -> dict[str, Any]:
     for p in payloads:
         payload_hash(p)
     result["library_payload_hash_s"] = time.perf_counter() - started
-    try:
-        import orjson
-    except ImportError:
-        return result
     result["orjson_plus_sha256_s"] = timed(lambda p: orjson.dumps(p, option=orjson.OPT_SORT_KEYS))
     same = all(
         orjson.dumps(p, option=orjson.OPT_SORT_KEYS) == canonical(p).encode() for p in payloads

@@ -15,6 +15,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from helpers import fetch_dicts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diamond_db import Database, QueryEvent, RawDiamondInput, ValidationError, payload_hash
 from diamond_db.operations import raw_diamonds
@@ -85,6 +87,43 @@ def test_payload_hash_ignores_key_order_but_not_values() -> None:
     assert payload_hash(forward) == payload_hash(backward)
     assert payload_hash(forward) != payload_hash({"a": 1, "b": {"c": [2, 1], "d": "x"}})
     assert payload_hash({"a": 1}) != payload_hash({"a": 1.0})  # JSON text differs: 1 vs 1.0
+
+
+_JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _JSON_TEXT
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_JSON_TEXT, inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(_JSON_TEXT, _JSON, max_size=6))
+def test_payload_hash_is_the_documented_json_dumps_rule_for_any_payload(payload: Any) -> None:
+    # The library encodes most payloads with a faster encoder: it must never change a hash.
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert payload_hash(payload) == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "value", [1e-05, 1.5e-300, 1e16, 2.5e22, -7e-9, 2**64, -(2**63) - 1, 2**100]
+)
+def test_payload_hash_of_numbers_json_dumps_writes_in_its_own_way(value: Any) -> None:
+    canonical = json.dumps({"v": [value, {"w": value}]}, separators=(",", ":"))
+    assert (
+        payload_hash({"v": [value, {"w": value}]}) == hashlib.sha256(canonical.encode()).hexdigest()
+    )
 
 
 @pytest.mark.parametrize(

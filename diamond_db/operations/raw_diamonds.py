@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import Any, Final
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg.types.array import ListBinaryDumper
 
@@ -58,12 +59,27 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
 def _canonical(argument: str, payload: object) -> tuple[str, str]:
     """Check a payload as json_arg does and return its canonical JSON text and hash.
 
-    json_arg walks every value in Python; here the C encoder does most of the
-    checking (non-finite floats, foreign types), a light walk checks the keys,
-    and json_arg only runs to name the culprit of a payload that failed.
+    json_arg walks every value in Python; here one light walk (_scan) checks the
+    keys and picks the encoder, the encoder does the rest of the checking, and
+    json_arg only runs to name the culprit of a payload that failed.
     """
-    if not (isinstance(payload, dict) and _plain(payload, 0)):
+    how = _scan(payload, 0) if isinstance(payload, dict) else _INVALID
+    if how == _INVALID:
         json_arg(argument, payload)  # raises, naming the bad key or value
+    if how == _FAST:
+        try:
+            utf8 = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # e.g. a lone surrogate: the stdlib path names it
+            how = _STDLIB
+    if how == _STDLIB:
+        utf8 = _stdlib_canonical(argument, payload)
+    if b"\\u0000" in utf8:  # a NUL somewhere (or a string holding a literal backslash-u0000)
+        json_arg(argument, payload)
+    return utf8.decode(), sha256(utf8).hexdigest()
+
+
+def _stdlib_canonical(argument: str, payload: object) -> bytes:
+    """The canonical JSON as the definition states it: json.dumps, then UTF-8."""
     try:
         text = json.dumps(
             payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -71,39 +87,54 @@ def _canonical(argument: str, payload: object) -> tuple[str, str]:
     except (TypeError, ValueError, RecursionError) as error:
         json_arg(argument, payload)
         raise ValidationError(argument, f"cannot be encoded as JSON: {error}") from None
-    if "\\u0000" in text:  # a NUL somewhere (or a string holding a literal backslash-u0000)
-        json_arg(argument, payload)
     try:
-        utf8 = text.encode()
+        return text.encode()
     except UnicodeEncodeError:
         raise ValidationError(argument, "contains a lone surrogate, not valid Unicode") from None
-    return text, sha256(utf8).hexdigest()
 
 
-def _plain(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
-    """True when all object keys below are str and nesting stays within json_arg's limit."""
+# How _scan says a payload is to be encoded.
+_INVALID, _FAST, _STDLIB = 0, 1, 2
+# orjson writes exactly json.dumps's bytes for these (tested against it with hypothesis):
+# str, bool, None, ints of 64 bits, floats that repr() writes without an exponent, and
+# exact dict/list/tuple. Anything else goes through json.dumps itself.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _scan(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> int:
+    """_INVALID (a non-str key, or deeper than json_arg allows), else _FAST or _STDLIB."""
     if depth > 200:
-        return False
+        return _INVALID
+    how = _FAST if type(value) in _CONTAINER_TYPES else _STDLIB
+    items: Iterable[Any] = value
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
-                return False
-            if type(item) in _LEAVES or not isinstance(item, _CONTAINERS):
-                continue
-            if not _plain(item, depth + 1):
-                return False
-    else:
-        for item in value:
-            if type(item) in _LEAVES or not isinstance(item, _CONTAINERS):
-                continue
-            if not _plain(item, depth + 1):
-                return False
-    return True
+                return _INVALID
+        items = value.values()
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                how = _STDLIB
+        elif kind is float:
+            if not (item == 0.0 or 1e-4 <= abs(item) < 1e16):  # also NaN and infinities
+                how = _STDLIB
+        elif isinstance(item, _CONTAINERS):
+            inner = _scan(item, depth + 1)
+            if inner == _INVALID:
+                return _INVALID
+            how = max(how, inner)
+        else:
+            how = _STDLIB  # json.dumps rejects or converts it; json_arg names it
+    return how
 
 
-# An exact type test skips the common leaves cheaply.
-_LEAVES: Final = frozenset((str, int, float, bool, type(None)))
 _CONTAINERS: Final = (dict, list, tuple)
+_CONTAINER_TYPES: Final = frozenset(_CONTAINERS)
 
 
 def _encode(
