@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -90,14 +91,27 @@ def bench_server() -> Iterator[Server]:
         finally:
             server.close()
         return
-    cluster = _persistent_cluster(cache_dir() / "cluster")
-    try:
-        yield Server(
-            admin_url=cluster.url, kind=f"local cluster in {cluster.datadir}", cluster=cluster
-        )
-    finally:
-        with contextlib.suppress(ServerUnavailable):
-            cluster.stop()
+    with _exclusive(cache_dir() / "lock"):  # one run at a time owns the cached cluster
+        cluster = _persistent_cluster(cache_dir() / "cluster")
+        try:
+            yield Server(
+                admin_url=cluster.url, kind=f"local cluster in {cluster.datadir}", cluster=cluster
+            )
+        finally:
+            with contextlib.suppress(ServerUnavailable):
+                cluster.stop()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`; a concurrent run waits here instead of stopping ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _persistent_cluster(folder: Path) -> LocalCluster:
