@@ -207,7 +207,7 @@ async def test_a_stopped_server_is_database_unavailable_within_the_timeout_then_
     assert f"127.0.0.1:{port}" in str(raised.value)
     assert isinstance(raised.value, PoolTimeout)
     assert isinstance(raised.value.__cause__, psycopg.OperationalError)
-    assert failed_after <= 2 + 0.25, f"DatabaseUnavailable after {failed_after:.2f} s"
+    assert failed_after <= 2 + 1, f"DatabaseUnavailable after {failed_after:.2f} s"  # + slack
     assert recovered_after < 2
     print(
         f"\nstopped server: DatabaseUnavailable after {failed_after:.2f} s (timeout 2 s); "
@@ -231,7 +231,7 @@ async def test_a_server_that_never_answers_is_database_unavailable_within_the_ti
         await db.close()
     assert f"127.0.0.1:{port}" in str(raised.value)
     assert raised.value.__cause__ is not None
-    assert elapsed <= 1.5 + 0.25
+    assert elapsed <= 1.5 + 1  # the timeout, plus slack for a loaded machine
 
 
 # -- statement timeout ----------------------------------------------------------

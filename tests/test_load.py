@@ -65,6 +65,6 @@ async def test_an_exhausted_tiny_pool_fails_promptly_with_pool_timeout(
             elapsed = time.monotonic() - started
         assert all(isinstance(o, PoolTimeout) for o in outcomes), outcomes
         assert not any(isinstance(o, DatabaseUnavailable) for o in outcomes)
-        assert elapsed < 0.3 + 0.5, f"took {elapsed:.2f} s"
+        assert elapsed < 0.3 + 1, f"took {elapsed:.2f} s"  # the wait, plus scheduling slack
         assert "max_size=1" in str(outcomes[0])
         assert (await db.search_diamonds(limit=1)).total is not None  # usable once released
