@@ -205,7 +205,7 @@ class _Pipeline:
                 diamonds.append(diamond)
                 self.summary.priced_by[f"x{rule.markup_ratio}" if rule else "unpriced"] += 1
             await self.db.upsert_diamonds(diamonds)
-            await self.db.mark_as_consolidated([raw.id for raw in claimed])
+            await self.db.mark_as_consolidated([raw.id for raw in claimed], claimed_by=name)
             self.summary.consolidated += len(claimed)
             self.progress.update(self.consolidate_task, advance=len(claimed))
 

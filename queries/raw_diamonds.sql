@@ -129,6 +129,34 @@ WHERE
     id = any(:ids)
     AND consolidation_status IN ('pending', 'processing');
 
+-- name: mark_claimed_as_consolidated(ids, claimed_by)!
+-- mark_as_consolidated for a claim-based consolidator: only rows it still holds
+-- change. A row whose payload changed meanwhile (back to pending) or whose claim
+-- was reset and taken by another consolidator is left for the next claim.
+-- role: writer
+UPDATE raw_diamonds_nivoda
+SET
+    consolidation_status = 'done',
+    consolidated = TRUE,
+    consolidated_at = now(),
+    consolidation_error = NULL
+WHERE
+    id = any(:ids)
+    AND consolidation_status = 'processing'
+    AND claimed_by = :claimed_by;
+
+-- name: mark_claimed_as_failed(ids, error, claimed_by)!
+-- mark_as_failed for a claim-based consolidator: only rows it still holds change.
+-- role: writer
+UPDATE raw_diamonds_nivoda
+SET
+    consolidation_status = 'failed',
+    consolidation_error = :error
+WHERE
+    id = any(:ids)
+    AND consolidation_status = 'processing'
+    AND claimed_by = :claimed_by;
+
 -- name: reset_stuck_claims(older_than)!
 -- Return claims held longer than :older_than (an interval) to pending, so rows
 -- claimed by a consolidator that crashed are claimed again

@@ -83,7 +83,7 @@ async def consolidator(db: Database, name: str) -> int:
     consolidated = 0
     while claimed := await db.claim_unconsolidated_raw_diamonds(250, name):
         await db.upsert_diamonds([to_diamond(raw) for raw in claimed])
-        consolidated += await db.mark_as_consolidated([raw.id for raw in claimed])
+        consolidated += await db.mark_as_consolidated([raw.id for raw in claimed], claimed_by=name)
     return consolidated
 
 

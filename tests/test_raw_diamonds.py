@@ -505,6 +505,40 @@ async def test_stuck_claims_return_to_pending_and_are_claimed_again(
     assert done == [{"n": 6}]
 
 
+async def test_marks_with_claimed_by_touch_only_the_rows_that_consolidator_still_holds(
+    diamond_db: Database, diamond_db_url: str, run_id: UUID
+) -> None:
+    await diamond_db.upsert_raw_diamonds(run_id, inputs(3))
+    held = await diamond_db.claim_unconsolidated_raw_diamonds(3, "slow")
+    changed, reclaimed, kept = sorted(held, key=lambda r: r.supplier_stone_id)
+    # While "slow" works: one claim is reset as stuck and taken by another consolidator ...
+    await backdate(diamond_db_url, "claimed_at", [reclaimed.id], 30)
+    assert await diamond_db.reset_stuck_claims(timedelta(minutes=10)) == 1
+    assert [r.id for r in await diamond_db.claim_unconsolidated_raw_diamonds(5, "fast")] == [
+        reclaimed.id
+    ]
+    # ... and one payload changes (back to pending).
+    await diamond_db.upsert_raw_diamond(run_id, changed.supplier_stone_id, "o", {"new": 1})
+
+    ids = [r.id for r in held]
+    assert await diamond_db.mark_as_consolidated(ids, claimed_by="slow") == 1
+    assert await diamond_db.mark_as_failed(ids, "late", claimed_by="slow") == 0
+    states = {
+        r["supplier_stone_id"]: (r["consolidation_status"], r["claimed_by"])
+        for r in fetch_dicts(
+            diamond_db_url,
+            "SELECT supplier_stone_id, consolidation_status, claimed_by FROM raw_diamonds_nivoda",
+        )
+    }
+    assert states == {
+        changed.supplier_stone_id: ("pending", None),  # its new payload still needs consolidating
+        reclaimed.supplier_stone_id: ("processing", "fast"),
+        kept.supplier_stone_id: ("done", "slow"),
+    }
+    with pytest.raises(ValidationError, match="claimed_by"):
+        await diamond_db.mark_as_consolidated(ids, claimed_by="")
+
+
 async def test_four_consolidators_take_every_row_exactly_once(
     diamond_db: Database, diamond_db_url: str, run_id: UUID
 ) -> None:

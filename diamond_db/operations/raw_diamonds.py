@@ -281,26 +281,46 @@ class RawDiamondOperations(Executor):
             claimed_by=text_arg("claimed_by", claimed_by),
         )
 
-    async def mark_as_consolidated(self, ids: Sequence[UUID | str]) -> int:
+    async def mark_as_consolidated(
+        self, ids: Sequence[UUID | str], *, claimed_by: str | None = None
+    ) -> int:
         """Mark pending or claimed rows as consolidated (done); how many changed.
 
+        With `claimed_by` (a claim-based consolidator's name), only the rows it
+        still holds change: a row whose payload changed while it worked, or whose
+        claim was reset and taken by another, stays to be consolidated again.
         An empty list sends nothing.
         """
         checked = uuid_list_arg("ids", ids)
+        holder = text_arg("claimed_by", claimed_by, optional=True)
         if not checked:
             return 0
-        return await self._rowcount("mark_as_consolidated", ids=checked)
+        if holder is None:
+            return await self._rowcount("mark_as_consolidated", ids=checked)
+        return await self._rowcount("mark_claimed_as_consolidated", ids=checked, claimed_by=holder)
 
-    async def mark_as_failed(self, ids: Sequence[UUID | str], error: str | None = None) -> int:
+    async def mark_as_failed(
+        self,
+        ids: Sequence[UUID | str],
+        error: str | None = None,
+        *,
+        claimed_by: str | None = None,
+    ) -> int:
         """Mark pending or claimed rows as failed, keeping `error` in consolidation_error.
 
-        How many changed; an empty list sends nothing.
+        `claimed_by` as for mark_as_consolidated. How many changed; an empty
+        list sends nothing.
         """
         checked = uuid_list_arg("ids", ids)
         message = text_arg("error", error, optional=True, empty=True)
+        holder = text_arg("claimed_by", claimed_by, optional=True)
         if not checked:
             return 0
-        return await self._rowcount("mark_as_failed", ids=checked, error=message)
+        if holder is None:
+            return await self._rowcount("mark_as_failed", ids=checked, error=message)
+        return await self._rowcount(
+            "mark_claimed_as_failed", ids=checked, error=message, claimed_by=holder
+        )
 
     async def reset_stuck_claims(self, older_than: timedelta) -> int:
         """Return claims held longer than `older_than` to pending; how many.
