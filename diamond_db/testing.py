@@ -117,19 +117,13 @@ def _local_cluster(purpose: str) -> LocalCluster:
         pytest.skip(f"{purpose} need the local PostgreSQL server binaries: {exc}")
 
 
-def _bootstrapped(cluster: LocalCluster) -> str:
-    url = Server(admin_url=cluster.url, kind="local", cluster=cluster).create_database()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(bootstrap_sql().encode())
-    return url
-
-
 @pytest.fixture(scope="module")
 def diamond_db_cluster() -> Iterator[LocalDatabase]:
     """A separate local cluster the test may stop and restart, with a bootstrapped database."""
     cluster = _local_cluster("fault tests")
     try:
-        yield LocalDatabase(cluster, _bootstrapped(cluster))
+        with _on(cluster).database() as url:
+            yield LocalDatabase(cluster, url)
     finally:
         cluster.destroy()
 
@@ -139,15 +133,20 @@ def diamond_db_replica() -> Iterator[ReplicatedDatabase]:
     """A local primary with a bootstrapped database and a streaming standby (pg_basebackup -R)."""
     primary = _local_cluster("replica tests")
     try:
-        url = _bootstrapped(primary)
-        replica = primary.replicate()
-        try:
-            read_url = make_conninfo(url, port=str(replica.port))
-            yield ReplicatedDatabase(primary, replica, url, read_url)
-        finally:
-            replica.destroy()
+        with _on(primary).database() as url:
+            replica = primary.replicate()
+            try:
+                read_url = make_conninfo(url, port=str(replica.port))
+                yield ReplicatedDatabase(primary, replica, url, read_url)
+            finally:
+                replica.destroy()
     finally:
         primary.destroy()
+
+
+def _on(cluster: LocalCluster) -> Server:
+    """A Server view of a cluster the fixture owns (its teardown destroys the cluster)."""
+    return Server(admin_url=cluster.url, kind="local", cluster=cluster)
 
 
 @pytest.fixture(scope="module")
