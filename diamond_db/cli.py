@@ -1,4 +1,4 @@
-"""The `diamond-db` command line: demo, bootstrap, seed, queries, check, search.
+"""The `diamond-db` command line: demo, bootstrap, migrate, seed, queries, check, search.
 
 Built on typer (commands and flags) and rich (tables, progress bars). Every
 user mistake (a bad flag value, a missing or unreachable database, a missing
@@ -43,10 +43,19 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ._executor import Observer
 from ._server import ServerUnavailable
 from .database import Database
-from .errors import DatabaseUnavailable, DiamondDBError, ValidationError
-from .registry import Registry, RegistryError
+from .errors import DatabaseUnavailable, DiamondDBError, MigrationError, ValidationError
+from .migrations import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_RETRIES,
+    MIGRATIONS_DIR_VARIABLE,
+    Migrator,
+    Plan,
+)
+from .records import MigrationStatus
+from .registry import Registry, RegistryError, default_registry
 
 PROG: Final = "diamond-db"
 QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
@@ -310,16 +319,156 @@ def bulk_settings() -> dict[str, Any]:
 
 @app.command()
 def bootstrap(database_url: DatabaseUrl = None) -> None:
-    """Apply sql/bootstrap.sql to the database (idempotent: creates only what is missing)."""
+    """Create the schema in an empty database (sql/bootstrap.sql; a no-op on a current one)."""
     url = _require_url(database_url)
     _probe(url)
 
     async def apply() -> None:
-        async with _database(url) as db:
-            await db.bootstrap()
+        await _database(url).bootstrap()  # an admin path: no pool, no schema check
 
     asyncio.run(apply())
     _stdout().print(f"schema applied to {where(url)}")
+
+
+# -- migrate --------------------------------------------------------------------
+
+MigrationsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--migrations-dir",
+        envvar=MIGRATIONS_DIR_VARIABLE,
+        show_envvar=True,
+        help="Run the migrations of this folder instead of the shipped sql/migrations/.",
+        file_okay=False,
+        exists=True,
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def migrate(
+    database_url: DatabaseUrl = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show each migration's state; exit 1 if not current.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the SQL; apply nothing.")
+    ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="NNNN", help="Stop after this version.", show_default=False),
+    ] = None,
+    lock_timeout: Annotated[
+        float,
+        typer.Option("--lock-timeout", metavar="SECONDS", min=0.001, help="Bound each lock wait."),
+    ] = DEFAULT_LOCK_TIMEOUT,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries after a lock timeout.")
+    ] = DEFAULT_RETRIES,
+    migrations_dir: MigrationsDir = None,
+) -> None:
+    """Apply the pending schema migrations (and adopt a TypeScript-era database).
+
+    Exit 0 when the database is current, 1 when a migration failed or was
+    refused (or, with --status, when anything is pending, changed or not yet
+    validated), 2 on a usage error.
+    """
+    url = _require_url(database_url)
+    if to is not None and not (len(to) == 4 and to.isdigit()):
+        raise UserError(f"--to takes a four-digit version such as 0002, not {to!r}", EXIT_USAGE)
+    _probe(url)
+    console = _stdout()
+
+    def progress(done: MigrationStatus, seconds: float) -> None:
+        console.print(f"applied {done.version}_{done.name} in {seconds:.2f} s", markup=False)
+
+    runner = Migrator(
+        url,
+        default_registry(),
+        Observer(BULK_SLOW_QUERY_THRESHOLD, None),
+        migrations=migrations_dir,
+        lock_timeout=lock_timeout,
+        retries=retries,
+        on_progress=progress,
+    )
+    if status:
+        plan = asyncio.run(runner.plan())
+        _print_status(console, plan)
+        if _not_current(plan):
+            raise typer.Exit(EXIT_FAILURE)
+        return
+    if dry_run:
+        _print_plan(console, asyncio.run(runner.plan(to)))
+        return
+    try:
+        applied = asyncio.run(runner.migrate(to))
+    except MigrationError as exc:
+        lines = str(exc).splitlines()
+        _stderr().print(f"error: {lines[0]}", markup=False, soft_wrap=True)
+        for line in lines[1:]:
+            _stderr().print(line, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+    current = asyncio.run(runner.status())
+    version = max((s.version for s in current if s.state == "applied"), default="none")
+    done = f"{len(applied)} migration(s) applied" if applied else "nothing to apply"
+    console.print(f"{done}; {where(url)} is at version {version}", markup=False)
+
+
+def _not_current(plan: Plan) -> bool:
+    return any(s.state in ("pending", "changed") for s in plan.statuses) or any(
+        not c.validated for c in plan.unfinished
+    )
+
+
+def _print_status(console: Console, plan: Plan) -> None:
+    table = Table(title="schema migrations")
+    for column in ("version", "name", "state", "applied at"):
+        table.add_column(column, no_wrap=True)
+    styles = {"applied": "green", "pending": "yellow", "changed": "red", "unknown": "cyan"}
+    for item in plan.statuses:
+        applied = f"{item.applied_at:%Y-%m-%d %H:%M:%S %Z}" if item.applied_at else ""
+        state = Text(item.state, style=styles[item.state])
+        table.add_row(item.version, item.name, state, applied)
+    console.print(table)
+    waiting = [c for c in plan.unfinished if not c.validated]
+    if waiting:
+        console.print(f"{len(waiting)} constraint(s) not yet validated (rows violate them):")
+        for constraint in waiting:
+            console.print(
+                f"  {constraint.table_name}.{constraint.constraint_name}: {constraint.definition}",
+                markup=False,
+            )
+
+
+def _print_plan(console: Console, plan: Plan) -> None:
+    if not plan.pending:
+        console.print("-- nothing to apply", markup=False)
+    for planned in plan.pending:
+        runs = planned.runs
+        how = "in one transaction" if runs.transactional else "outside a transaction"
+        title = f"{planned.recorded.version}_{planned.recorded.name}"
+        if planned.adopts:
+            title += f" by adopting this TypeScript-era database ({runs.path.name})"
+        console.print(f"-- == {title}, {how} ==", markup=False)
+        if runs.transactional:
+            console.print(runs.text.strip(), markup=False, highlight=False)
+            continue
+        total = 0.0
+        for number, step in enumerate(runs.steps(), start=1):
+            estimate = step.estimate(plan.rows)
+            total += estimate or 0.0
+            about = f"~{estimate:.1f} s" if estimate is not None else "catalog only"
+            console.print(f"-- step {number}: {about}; locks: {step.locks or 'see below'}")
+            console.print(step.sql, markup=False, highlight=False)
+        console.print(f"-- estimated total: ~{total:.0f} s from the tables' row counts")
+    waiting = [c for c in plan.unfinished if not c.validated]
+    if waiting or plan.pending:
+        console.print(
+            "-- then: VALIDATE CONSTRAINT for every constraint added NOT VALID "
+            "(SHARE UPDATE EXCLUSIVE: reads and writes go on), each in its own transaction",
+            markup=False,
+        )
 
 
 # -- seed -----------------------------------------------------------------------

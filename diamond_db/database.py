@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -30,7 +31,15 @@ from ._executor import Connection, Executor, Observer, OnQuery, run_statement
 from ._resources import bootstrap_sql
 from .config import UNSET, Seconds, Settings, Unset, resolve_settings
 from .errors import DatabaseUnavailable
+from .migrations import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_RETRIES,
+    Migrator,
+    OnProgress,
+    check_versions,
+)
 from .operations import Operations
+from .records import MigrationStatus, UnfinishedConstraint
 from .registry import Registry, Role, default_registry
 
 logger = logging.getLogger("diamond_db")
@@ -197,10 +206,38 @@ class Database(Operations):
         )
 
     async def open(self) -> None:
-        """Open the pool(s). Idempotent; operations call it themselves when needed."""
+        """Open the pool(s) and check the schema. Idempotent; operations call it when needed.
+
+        Raises SchemaMismatch when the database lacks migrations this code
+        needs (one query per open); the pools are closed again then.
+        """
+        fresh = self.pool.closed
         for pool in (self.pool, self.read_pool):
             if pool is not None and pool.closed:
                 await pool.open(wait=False)
+        if fresh:
+            try:
+                await self._check_schema()
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _check_schema(self) -> None:
+        """One query when the pool opens: refuse a database that lacks needed migrations.
+
+        Not reported to on_query: it belongs to opening the pool, not to any operation.
+        """
+        conn = await self._checkout(self.pool)
+        try:
+            sql = self._registry["get_applied_versions"].sql
+            try:
+                row = await (await conn.execute(sql.encode())).fetchone()
+            except psycopg.errors.UndefinedTable:
+                row = ([],)
+        finally:
+            await self.pool.putconn(conn)
+        applied: list[str] = row[0] if row else []
+        check_versions(applied)
 
     async def close(self) -> None:
         """Close the pool(s); a later operation opens fresh ones."""
@@ -221,9 +258,15 @@ class Database(Operations):
     ) -> None:
         await self.close()
 
+    # -- schema (admin paths: their own connection, never blocked by the schema check) --
+
     async def bootstrap(self) -> None:
-        """Apply sql/bootstrap.sql (idempotent: creates what is missing, seeds an empty table)."""
-        async with self._acquire(self.pool) as conn:
+        """Apply sql/bootstrap.sql: the whole schema on an empty database, a no-op on a
+        current one; any other database is refused with a hint to run `diamond-db migrate`."""
+        conn = await psycopg.AsyncConnection.connect(
+            self.settings.url, autocommit=True, prepare_threshold=None
+        )
+        async with conn:
             started = time.perf_counter()
             try:
                 await conn.execute(bootstrap_sql().encode())
@@ -231,6 +274,56 @@ class Database(Operations):
                 self._observer.report("bootstrap", started, 0, error)
                 raise
             self._observer.report("bootstrap", started, 0, None)
+
+    def migrator(
+        self,
+        *,
+        migrations_dir: str | Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        on_progress: OnProgress | None = None,
+    ) -> Migrator:
+        """The migration runner for this database (what the CLI's `migrate` drives)."""
+        return Migrator(
+            self.settings.url,
+            self._registry,
+            self._observer,
+            migrations=migrations_dir,
+            lock_timeout=lock_timeout,
+            retries=retries,
+            on_progress=on_progress,
+        )
+
+    async def migrate(
+        self,
+        target: str | None = None,
+        dry_run: bool = False,
+        *,
+        migrations_dir: str | Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+    ) -> list[MigrationStatus]:
+        """Apply the pending migrations in order, up to and including `target`.
+
+        Returns the status of each one applied (with `dry_run`, of each that
+        would be, applying nothing). Raises MigrationError naming the migration
+        that failed or was refused. Works on an unopened Database.
+        """
+        runner = self.migrator(
+            migrations_dir=migrations_dir, lock_timeout=lock_timeout, retries=retries
+        )
+        return await runner.migrate(target, dry_run)
+
+    async def migration_status(
+        self, *, migrations_dir: str | Path | None = None
+    ) -> list[MigrationStatus]:
+        """Every known or recorded migration, in version order, with its state."""
+        return await self.migrator(migrations_dir=migrations_dir).status()
+
+    async def unvalidated_constraints(self) -> list[UnfinishedConstraint]:
+        """Constraints still NOT VALID (rows violated them): `migrate` validates them once fixed."""
+        plan = await self.migrator().plan()
+        return [c for c in plan.unfinished if not c.validated]
 
     # -- connections --------------------------------------------------------
 

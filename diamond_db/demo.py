@@ -302,7 +302,11 @@ async def _reread(db: Database, summary: DemoSummary) -> None:
 
 async def _on(url: str, options: DemoOptions, console: Console, progress: Progress) -> DemoSummary:
     pool = options.workers + options.consolidators + 2
-    async with Database(url, min_size=1, max_size=pool, **bulk_settings()) as db:
+    db = Database(url, min_size=1, max_size=pool, **bulk_settings())
+    # Before opening: opening checks the schema. Refuses a database that is not
+    # empty and not at the current version.
+    await db.bootstrap()
+    async with db:
         if await holds_diamonds(db):
             raise DatabaseNotEmpty(
                 f"{where(url)} already holds diamonds; the demo only writes into an empty "

@@ -7,6 +7,8 @@ raises one of these, all under `DiamondDBError`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from psycopg_pool import PoolTimeout
 
 
@@ -49,3 +51,55 @@ class DatabaseUnavailable(DiamondDBError, PoolTimeout):
         super().__init__(f"database at {host}:{port} is unavailable: {message}")
         self.host = host
         self.port = port
+
+
+class MigrationError(DiamondDBError):
+    """A migration failed or was refused; the message names the migration and why.
+
+    `version` is the migration concerned (None when the refusal is about the
+    database as a whole); `violations` lists the rows that keep a constraint
+    from being validated, when that is the reason.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None = None,
+        violations: tuple[ConstraintViolations, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.version = version
+        self.violations = violations
+
+
+class SchemaMismatch(DiamondDBError):
+    """The database lacks migrations this version of the library needs.
+
+    Raised when a Database opens; `missing` lists the versions, and the
+    message says to run `diamond-db migrate`.
+    """
+
+    def __init__(self, missing: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintViolations:
+    """Rows that violate a constraint `migrate` could not validate.
+
+    `rows` holds up to ten examples as (key, column, value) — values of
+    secret-bearing columns (key_hash) are masked —; `count` is how many rows
+    violate it in all.
+    """
+
+    table: str
+    constraint: str
+    count: int
+    rows: tuple[tuple[str, str, str], ...]
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{key}: {column}={value}" for key, column, value in self.rows)
+        more = f" (first {len(self.rows)} shown)" if self.count > len(self.rows) else ""
+        return f"{self.table}.{self.constraint}: {self.count} row(s) violate it{more}: {shown}"

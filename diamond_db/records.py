@@ -252,3 +252,78 @@ class QueryEvent:
     duration: float
     rows: int
     error: BaseException | None
+
+
+# -- schema migrations ------------------------------------------------------------
+
+MigrationState = Literal["applied", "pending", "changed", "unknown"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationStatus:
+    """One migration as `migration_status()` and `migrate()` report it.
+
+    `version` is the four digits of the file name ("0002"); `state` is
+    applied, pending, changed (the file's checksum differs from the ledger's) or
+    unknown (in the ledger, not in this package: a newer deploy applied it).
+    """
+
+    version: str
+    name: str
+    state: MigrationState
+    applied_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerEntry:
+    """A row of the `schema_migrations` ledger (the columns the runner reads)."""
+
+    version: str
+    name: str
+    checksum: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationLock:
+    """The lease of the running `migrate` (table `schema_migrations_lock`)."""
+
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockWait:
+    """A lock the migration runner's session waits for, and who holds it."""
+
+    pid: int
+    lock_type: str
+    mode: str
+    waiting_for: str
+    waited: float | None
+    blockers: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableRows:
+    """The planner's row estimate of one table (for a migration plan's timings)."""
+
+    table_name: str
+    estimated_rows: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnfinishedConstraint:
+    """A constraint still NOT VALID, or a validated not-null helper check to finish."""
+
+    table_name: str
+    constraint_name: str
+    definition: str
+    is_foreign_key: bool
+    validated: bool
+    column_names: list[str]
+    key_column: str | None
+    referenced_table: str | None
+    referenced_columns: list[str] | None
+    not_null_helper: bool

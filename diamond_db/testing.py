@@ -30,7 +30,6 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from ._resources import bootstrap_sql
 from ._server import (
     TEST_URL_VARIABLE,
     LocalCluster,
@@ -62,10 +61,9 @@ def diamond_db_url(diamond_db_server: Server) -> Iterator[str]:
 
 
 def reset_database(url: str) -> None:
-    """Empty every table and re-seed what bootstrap seeds."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(default_registry()["truncate_all_tables"].sql.encode())
-        conn.execute(bootstrap_sql().encode())
+    """Empty every table (not the migrations ledger) and re-seed what bootstrap seeds."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(default_registry()["reset_all_tables"].sql.encode())
 
 
 @dataclass

@@ -1,8 +1,9 @@
 -- Maintenance statements for throw-away databases (the pytest plugin, the demo).
 -- Never run by any operation on a real database.
 
--- name: truncate_all_tables#
--- Empty every table between tests; sql/bootstrap.sql then re-seeds the default rule.
+-- name: reset_all_tables#
+-- Empty every table but the migrations ledger between tests, and seed the
+-- default pricing rule again, as migration 0001 and sql/bootstrap.sql do.
 -- role: writer
 TRUNCATE
 diamonds,
@@ -13,3 +14,6 @@ worker_runs,
 api_keys,
 hold_history,
 purchase_history;
+
+INSERT INTO pricing_rules (priority, markup_ratio, rating)
+VALUES (1000, 1.15, 5);

@@ -1,9 +1,20 @@
--- diamond_db schema.
+-- diamond_db schema: the complete current schema in one file.
 --
--- Idempotent: every object is created only when missing, and the one seeded
--- row is inserted only into an empty table, so running this file again is
--- harmless. It runs in one transaction, serialised by an advisory lock, so
--- two services bootstrapping at once cannot race each other.
+-- This file equals every migration in sql/migrations/ applied in order (a test
+-- compares the two catalogs), and records those migrations as applied, with the
+-- checksums `diamond-db migrate` computes, so `diamond-db migrate --status`
+-- then reports everything applied. Tools apply it with psql.
+--
+-- - On an empty database: creates the schema, seeds the default pricing rule
+--   and fills the schema_migrations ledger.
+-- - On a database already at this version: changes nothing.
+-- - On any other database (an older version, a newer one, or tables that are
+--   not diamond_db's): stops with an error saying to run `diamond-db migrate`,
+--   and changes nothing.
+--
+-- It runs in one transaction, serialised by an advisory lock, so two services
+-- bootstrapping at once cannot race each other. When a migration is added,
+-- add its objects below and its row to the ledger insert at the end.
 --
 -- Conventions: money is BIGINT cents, carats NUMERIC(6,2), ratios
 -- NUMERIC(5,4), ids UUID, timestamps TIMESTAMPTZ. Enumerated values are
@@ -11,8 +22,65 @@
 
 BEGIN;
 
+-- Re-running on a current database is a no-op: keep its "already exists" notices quiet.
+SET LOCAL client_min_messages = warning;
+
 -- Any constant works as long as every bootstrap uses the same one.
 SELECT pg_advisory_xact_lock(7263540011);
+
+-- Go on only for an empty database or one at exactly this version.
+DO $guard$
+DECLARE
+    expected TEXT[] := ARRAY[
+        '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06'
+    ];
+    recorded TEXT[];
+BEGIN
+    IF to_regclass('schema_migrations') IS NULL THEN
+        IF EXISTS (
+            SELECT 1
+            FROM pg_class
+            WHERE
+                relnamespace = current_schema()::REGNAMESPACE
+                AND relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+        ) THEN
+            RAISE EXCEPTION 'diamond_db: this database has tables but no schema_migrations ledger'
+            USING HINT = 'run `diamond-db migrate` to adopt it; bootstrap.sql only creates'
+            ' the schema in an empty database';
+        END IF;
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(version || ' ' || checksum ORDER BY version), '{}')
+    INTO recorded
+    FROM schema_migrations;
+    IF recorded IS DISTINCT FROM expected THEN
+        RAISE EXCEPTION 'diamond_db: this database is not at the version of bootstrap.sql'
+        USING HINT = 'run `diamond-db migrate` (see `diamond-db migrate --status`)';
+    END IF;
+END
+$guard$;
+
+-- The migrations ledger: one row per applied file of sql/migrations/.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version TEXT PRIMARY KEY,  -- noqa: RF04
+    name TEXT NOT NULL,  -- noqa: RF04
+    checksum TEXT NOT NULL,  -- noqa: RF04
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    duration_ms BIGINT NOT NULL,
+    applied_by TEXT NOT NULL DEFAULT current_user,
+    applied_with TEXT NOT NULL,
+    CONSTRAINT schema_migrations_version_check CHECK (version ~ '^[0-9]{4}$'),
+    CONSTRAINT schema_migrations_checksum_check CHECK (checksum ~ '^[0-9a-f]{64}$')
+);
+
+-- The lease one `diamond-db migrate` holds while it runs (a single row).
+CREATE TABLE IF NOT EXISTS schema_migrations_lock (
+    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE,
+    holder TEXT NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT schema_migrations_lock_singleton_check CHECK (singleton)
+);
 
 -- Canonical inventory: what the API searches, holds and sells.
 CREATE TABLE IF NOT EXISTS diamonds (
@@ -211,14 +279,14 @@ CREATE TABLE IF NOT EXISTS pricing_rules (
     CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10)
 );
 
--- The platform's default rule, seeded once into an empty table only, so an
--- operator's later changes to the rules are never undone by a re-bootstrap.
+-- The platform's default rule, seeded only when this file creates the schema
+-- (the ledger is still empty), so an operator's later changes are never undone.
 INSERT INTO pricing_rules (priority, markup_ratio, rating)
 SELECT
     1000 AS priority,
     1.15 AS markup_ratio,
     5 AS rating
-WHERE NOT EXISTS (SELECT 1 FROM pricing_rules);
+WHERE NOT EXISTS (SELECT 1 FROM schema_migrations);
 
 -- One row per batch run; workers bump the counters atomically.
 CREATE TABLE IF NOT EXISTS run_metadata (
@@ -314,5 +382,17 @@ CREATE TABLE IF NOT EXISTS purchase_history (
 -- Foreign keys are not indexed by PostgreSQL itself.
 CREATE INDEX IF NOT EXISTS purchase_history_diamond_idx
 ON purchase_history (diamond_id);
+
+-- Every migration this file contains, as `diamond-db migrate` records it.
+INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
+VALUES
+(
+    '0001',
+    'initial_schema',
+    'b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
+    0,
+    'sql/bootstrap.sql'
+)
+ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -103,7 +103,7 @@ def test_bad_search_values_name_the_filter(
 
 
 def test_a_missing_database_url_says_what_to_do(run: Any) -> None:
-    for command in (["bootstrap"], ["seed"], ["check"], ["search"]):
+    for command in (["bootstrap"], ["migrate"], ["seed"], ["check"], ["search"]):
         line = _short_error(run(*command), 2)
         assert "DATABASE_URL" in line
         assert "--database-url" in line
@@ -113,7 +113,8 @@ def test_an_unreachable_database_is_one_line_without_pool_warnings_or_password(
     run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
-    for command in (["bootstrap"], ["seed", "--rows", "10"], ["search"], ["check"]):
+    commands = (["bootstrap"], ["migrate"], ["seed", "--rows", "10"], ["search"], ["check"])
+    for command in commands:
         line = _short_error(run(*command), 1)
         assert "127.0.0.1:1/nowhere" in line
         assert "secret-password" not in line
@@ -135,14 +136,36 @@ def test_an_unreachable_database_from_a_real_process(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: cannot connect to the database at 127.0.0.1:1/nowhere")
 
 
-def test_a_database_without_the_schema_says_to_bootstrap(run: Any, diamond_db_server: Any) -> None:
+def test_a_database_without_the_schema_says_to_migrate(run: Any, diamond_db_server: Any) -> None:
     with diamond_db_server.database(bootstrap=False) as empty:
         line = _short_error(run("search", "--database-url", empty), 1)
-        assert "diamond-db bootstrap" in line
+        assert "diamond-db migrate" in line
         result = run("bootstrap", "--database-url", empty)
         assert result.code == 0, result
         assert run("search", "--database-url", empty).code == 0
-        assert run("bootstrap", "--database-url", empty).code == 0  # idempotent
+        assert run("bootstrap", "--database-url", empty).code == 0  # a no-op now
+
+
+def test_migrate_from_the_command_line(run: Any, diamond_db_server: Any, tmp_path: Path) -> None:
+    with diamond_db_server.database(bootstrap=False) as empty:
+        status = run("migrate", "--status", "--database-url", empty)
+        assert status.code == 1
+        assert "pending" in status.out
+        plan = run("migrate", "--dry-run", "--database-url", empty)
+        assert plan.code == 0
+        assert "CREATE TABLE diamonds" in plan.out
+        assert "-- == 0001_initial_schema, in one transaction ==" in plan.out
+        done = run("migrate", "--database-url", empty)
+        assert done.code == 0
+        assert "applied 0001_initial_schema in " in done.out
+        assert run("migrate", "--status", "--database-url", empty).code == 0
+        assert "nothing to apply" in run("migrate", "--database-url", empty).out
+        bad = run("migrate", "--to", "2", "--database-url", empty)
+        assert _short_error(bad, 2).startswith("error: --to takes a four-digit version")
+        (tmp_path / "0001_initial_schema.sql").write_text("SELECT 1;\n")
+        edited = run("migrate", "--migrations-dir", str(tmp_path), "--database-url", empty)
+        assert edited.code == 1
+        assert "0001_initial_schema.sql were edited" in edited.err
 
 
 # -- queries and check ----------------------------------------------------------

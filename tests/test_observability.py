@@ -70,8 +70,8 @@ async def test_a_failed_bootstrap_is_reported_with_its_error(diamond_db_server: 
                 )
             )
         events: list[QueryEvent] = []
-        async with Database(url, min_size=1, on_query=events.append) as db:
-            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-                await db.bootstrap()
+        db = Database(url, min_size=1, on_query=events.append)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            await db.bootstrap()
         assert [e.name for e in events] == ["bootstrap"]
         assert isinstance(events[0].error, psycopg.errors.ReadOnlySqlTransaction)

@@ -1,0 +1,318 @@
+-- 0001 initial schema: the diamond_db schema as the TypeScript port left it.
+--
+-- What: the eight tables (diamonds, raw_diamonds_nivoda, pricing_rules,
+-- run_metadata, worker_runs, api_keys, hold_history, purchase_history), their
+-- CHECK / unique / foreign-key constraints, the search indexes, the
+-- diamond_clarity_rank() function and the default pricing rule.
+-- Why: the starting point every later migration builds on; sql/bootstrap.sql
+-- is this file plus every later migration, in one file.
+-- Locks: only objects this file creates, on an empty database (~40 ms here);
+-- nothing that exists is touched. `diamond-db migrate` runs this file only on
+-- an empty database: a database the TypeScript package created gets
+-- adopt/0001_from_typescript.sql instead, recorded as this version.
+-- Transaction: runs inside one transaction (all or nothing).
+--
+-- Conventions: money is BIGINT cents, carats NUMERIC(6,2), ratios
+-- NUMERIC(5,4), ids UUID, timestamps TIMESTAMPTZ. Enumerated values are
+-- CHECK constraints; counters and flags are NOT NULL with defaults.
+--
+-- Lint: INTEGER is kept where the range is small by nature (rating 1..10, rule
+-- priority, worker counters, records per worker run).
+-- squawk-ignore-file prefer-bigint-over-int
+--
+
+-- Canonical inventory: what the API searches, holds and sells.
+CREATE TABLE diamonds (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    supplier TEXT NOT NULL DEFAULT 'nivoda',
+    supplier_stone_id TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    carats NUMERIC(6, 2) NOT NULL,
+    color TEXT,
+    clarity TEXT,
+    cut TEXT,
+    polish TEXT,
+    symmetry TEXT,
+    fluorescence TEXT,
+    lab_grown BOOLEAN NOT NULL DEFAULT FALSE,
+    treated BOOLEAN NOT NULL DEFAULT FALSE,
+    supplier_price_cents BIGINT NOT NULL,
+    price_per_carat_cents BIGINT NOT NULL,
+    retail_price_cents BIGINT,
+    markup_ratio NUMERIC(5, 4),
+    rating INTEGER,
+    availability TEXT NOT NULL DEFAULT 'available',
+    raw_availability TEXT,
+    hold_id TEXT,
+    image_url TEXT,
+    video_url TEXT,
+    certificate_lab TEXT,
+    certificate_number TEXT,
+    certificate_pdf_url TEXT,
+    measurements JSONB,
+    attributes JSONB,
+    supplier_name TEXT,
+    supplier_legal_name TEXT,
+    status TEXT NOT NULL DEFAULT 'active',
+    source_updated_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    deleted_at TIMESTAMPTZ,
+    CONSTRAINT diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
+    CONSTRAINT diamonds_carats_check CHECK (carats > 0),
+    CONSTRAINT diamonds_prices_check CHECK (
+        supplier_price_cents >= 0
+        AND price_per_carat_cents >= 0
+        AND retail_price_cents >= 0
+    ),
+    CONSTRAINT diamonds_markup_ratio_check CHECK (markup_ratio > 0),
+    CONSTRAINT diamonds_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT diamonds_availability_check CHECK (
+        availability IN ('available', 'on_hold', 'sold', 'unavailable')
+    ),
+    CONSTRAINT diamonds_status_check CHECK (status IN ('active', 'deleted'))
+);
+
+-- get_diamond_by_offer_id: only live diamonds are ever looked up by offer.
+CREATE INDEX diamonds_offer_id_active_idx
+ON diamonds (offer_id) WHERE status = 'active';
+
+-- Clarity grades best first (FL ... I3 = 1 ... 12), any other grade 13, NULL stays
+-- NULL. The search sorts by (diamond_clarity_rank(clarity), clarity, id): grade
+-- order, unknown grades alphabetically, NULL last; immutable, so it is indexable.
+CREATE OR REPLACE FUNCTION diamond_clarity_rank(clarity TEXT) RETURNS SMALLINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN clarity IS NULL THEN NULL
+    WHEN clarity = 'FL' THEN 1
+    WHEN clarity = 'IF' THEN 2
+    WHEN clarity = 'VVS1' THEN 3
+    WHEN clarity = 'VVS2' THEN 4
+    WHEN clarity = 'VS1' THEN 5
+    WHEN clarity = 'VS2' THEN 6
+    WHEN clarity = 'SI1' THEN 7
+    WHEN clarity = 'SI2' THEN 8
+    WHEN clarity = 'SI3' THEN 9
+    WHEN clarity = 'I1' THEN 10
+    WHEN clarity = 'I2' THEN 11
+    WHEN clarity = 'I3' THEN 12
+    ELSE 13
+END;
+
+-- search_diamonds (diamond_db/search.py). Every index is partial on live diamonds,
+-- the only ones a search sees. One (sort key, id) index per sort key serves that
+-- sort in both directions, including keyset (cursor) pages, which start with an
+-- index condition (key, id) > (last key, last id) instead of an OFFSET; a nullable
+-- key is read in two index ranges, non-NULL then NULL, so NULLs come last both ways.
+-- The price of these eleven indexes is paid by writes: measured on 1M diamonds,
+-- batch upserts went from ~5,100 to ~2,900 rows/s (new rows), ~3,500 to ~2,200
+-- (updates), while every search page takes under 5 ms from an index.
+
+-- sort_by created_at (the default sort, newest first).
+CREATE INDEX diamonds_search_created_at_idx
+ON diamonds (created_at, id) WHERE status = 'active';
+
+-- sort_by supplier_price_cents; also price_min/price_max ranges without lab_grown.
+CREATE INDEX diamonds_search_price_idx
+ON diamonds (supplier_price_cents, id) WHERE status = 'active';
+
+-- sort_by carats; also carat_min/carat_max ranges.
+CREATE INDEX diamonds_search_carats_idx
+ON diamonds (carats, id) WHERE status = 'active';
+
+-- sort_by price_per_carat_cents.
+CREATE INDEX diamonds_search_price_per_carat_idx
+ON diamonds (price_per_carat_cents, id) WHERE status = 'active';
+
+-- sort_by color (alphabetical, D first).
+CREATE INDEX diamonds_search_color_idx
+ON diamonds (color, id) WHERE status = 'active';
+
+-- sort_by clarity (by grade, see diamond_clarity_rank).
+CREATE INDEX diamonds_search_clarity_idx
+ON diamonds (diamond_clarity_rank(clarity), clarity, id) WHERE status = 'active';
+
+-- sort_by retail_price_cents.
+CREATE INDEX diamonds_search_retail_price_idx
+ON diamonds (retail_price_cents, id) WHERE status = 'active';
+
+-- sort_by rating; also rating_min.
+CREATE INDEX diamonds_search_rating_idx
+ON diamonds (rating, id) WHERE status = 'active';
+
+-- lab_grown with a price range, sorted by price or counted (an index-only scan).
+CREATE INDEX diamonds_search_lab_grown_price_idx
+ON diamonds (lab_grown, supplier_price_cents, id) WHERE status = 'active';
+
+-- The storefront's grade searches (colors, clarities, shape, lab_grown, carat and
+-- price ranges, as in the README example): matches and counts from the index alone.
+CREATE INDEX diamonds_search_grade_idx
+ON diamonds (color, clarity, shape, lab_grown, carats, supplier_price_cents)
+WHERE status = 'active';
+
+-- Shape-first searches without colours (shape, lab_grown, a carat range): measured
+-- on 1M diamonds, OVAL lab-grown >= 2 ct went from 138 ms to 5-11 ms (count included).
+CREATE INDEX diamonds_search_shape_idx
+ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
+WHERE status = 'active';
+
+-- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
+CREATE TABLE raw_diamonds_nivoda (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id UUID NOT NULL,
+    supplier_stone_id TEXT NOT NULL,
+    offer_id TEXT NOT NULL,
+    source_updated_at TIMESTAMPTZ,
+    payload JSONB NOT NULL,
+    payload_hash TEXT NOT NULL,
+    consolidated BOOLEAN NOT NULL DEFAULT FALSE,
+    consolidated_at TIMESTAMPTZ,
+    consolidation_status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT,
+    claimed_at TIMESTAMPTZ,
+    consolidation_error TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT raw_diamonds_nivoda_supplier_stone_id_key UNIQUE (supplier_stone_id),
+    CONSTRAINT raw_diamonds_nivoda_payload_hash_check CHECK (
+        payload_hash ~ '^[0-9a-f]{64}$'
+    ),
+    CONSTRAINT raw_diamonds_nivoda_consolidation_status_check CHECK (
+        consolidation_status IN ('pending', 'processing', 'done', 'failed')
+    ),
+    -- The legacy flag and the status can never disagree.
+    CONSTRAINT raw_diamonds_nivoda_consolidated_check CHECK (
+        consolidated = (consolidation_status = 'done')
+    )
+);
+
+-- The consolidation queue: claim_unconsolidated_raw_diamonds and
+-- get_unconsolidated_raw_diamonds read pending rows oldest first, and
+-- get_unconsolidated_count counts them. Partial: only waiting rows are indexed.
+CREATE INDEX raw_diamonds_nivoda_pending_idx
+ON raw_diamonds_nivoda (created_at, id) WHERE consolidation_status = 'pending';
+
+-- reset_stuck_claims: the few claimed rows, by claim time.
+CREATE INDEX raw_diamonds_nivoda_processing_idx
+ON raw_diamonds_nivoda (claimed_at) WHERE consolidation_status = 'processing';
+
+-- Pricing: the first active rule by priority whose criteria match applies.
+-- A NULL criterion matches every diamond.
+CREATE TABLE pricing_rules (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    priority INTEGER NOT NULL DEFAULT 100,
+    carat_min NUMERIC(6, 2),
+    carat_max NUMERIC(6, 2),
+    shapes TEXT[],
+    lab_grown BOOLEAN,
+    supplier TEXT,
+    markup_ratio NUMERIC(5, 4) NOT NULL,
+    rating INTEGER,
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT pricing_rules_carat_range_check CHECK (carat_min <= carat_max),
+    CONSTRAINT pricing_rules_shapes_check CHECK (cardinality(shapes) > 0),
+    CONSTRAINT pricing_rules_markup_ratio_check CHECK (markup_ratio > 0),
+    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10)
+);
+
+-- The platform's default rule: every diamond no other rule matches is marked up x1.15.
+INSERT INTO pricing_rules (priority, markup_ratio, rating)
+VALUES (1000, 1.15, 5);
+
+-- One row per batch run; workers bump the counters atomically.
+CREATE TABLE run_metadata (
+    run_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_type TEXT NOT NULL,
+    expected_workers INTEGER NOT NULL,
+    completed_workers INTEGER NOT NULL DEFAULT 0,
+    failed_workers INTEGER NOT NULL DEFAULT 0,
+    watermark_before TIMESTAMPTZ,
+    watermark_after TIMESTAMPTZ,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at TIMESTAMPTZ,
+    CONSTRAINT run_metadata_run_type_check CHECK (run_type IN ('full', 'incremental')),
+    CONSTRAINT run_metadata_counters_check CHECK (
+        expected_workers >= 0
+        AND completed_workers >= 0
+        AND failed_workers >= 0
+    )
+);
+
+-- One row per (run, partition): a partition is worked by one worker at a time.
+CREATE TABLE worker_runs (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    run_id UUID NOT NULL REFERENCES run_metadata (run_id) ON DELETE CASCADE,
+    partition_id TEXT NOT NULL,
+    worker_id UUID NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    records_processed INTEGER NOT NULL DEFAULT 0,
+    error_message TEXT,
+    work_item_payload JSONB,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at TIMESTAMPTZ,
+    CONSTRAINT worker_runs_run_partition_key UNIQUE (run_id, partition_id),
+    CONSTRAINT worker_runs_status_check CHECK (
+        status IN ('running', 'completed', 'failed')
+    ),
+    CONSTRAINT worker_runs_records_processed_check CHECK (records_processed >= 0)
+);
+
+-- API clients. Only SHA-256 hashes of keys are stored, never a raw key.
+CREATE TABLE api_keys (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    key_hash TEXT NOT NULL,
+    client_name TEXT NOT NULL,
+    permissions TEXT[] NOT NULL DEFAULT '{}',
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_used_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ,
+    CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+    CONSTRAINT api_keys_key_hash_check CHECK (key_hash ~ '^[0-9a-f]{64}$')
+);
+
+-- Audit trail of supplier holds, granted or denied.
+CREATE TABLE hold_history (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    diamond_id UUID NOT NULL REFERENCES diamonds (id),
+    supplier TEXT NOT NULL,
+    supplier_hold_id TEXT,
+    offer_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    denied BOOLEAN NOT NULL DEFAULT FALSE,
+    hold_until TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT hold_history_status_check CHECK (
+        status IN ('active', 'expired', 'released')
+    )
+);
+
+-- get_hold_history_by_diamond_id: newest first.
+CREATE INDEX hold_history_diamond_created_idx
+ON hold_history (diamond_id, created_at DESC);
+
+-- Audit trail of purchases; the idempotency key makes a retried purchase safe.
+CREATE TABLE purchase_history (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    diamond_id UUID NOT NULL REFERENCES diamonds (id),
+    supplier TEXT NOT NULL,
+    supplier_order_id TEXT,
+    offer_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    reference TEXT,  -- noqa: RF04
+    comments TEXT,  -- noqa: RF04
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT purchase_history_idempotency_key_key UNIQUE (idempotency_key),
+    CONSTRAINT purchase_history_status_check CHECK (
+        status IN ('pending', 'confirmed', 'failed')
+    )
+);
+
+-- Foreign keys are not indexed by PostgreSQL itself.
+CREATE INDEX purchase_history_diamond_idx
+ON purchase_history (diamond_id);
