@@ -34,6 +34,7 @@ class Plan:
     upsert_batch: int = 1_000
     upsert_singles: int = 1_000
     upsert_rounds: int = 3
+    migration_baseline: float = 20.0  # seconds of searching before the migration starts
 
     @classmethod
     def quick_plan(cls, rows: int, seed: int) -> Plan:
@@ -52,6 +53,7 @@ class Plan:
             upsert_batch=1_000,
             upsert_singles=100,
             upsert_rounds=1,
+            migration_baseline=2.0,
         )
 
     def to_json(self) -> dict[str, Any]:

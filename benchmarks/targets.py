@@ -50,7 +50,26 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _ingest_targets(case)
         elif case.scenario == "consolidation":
             targets += _consolidation_targets(case)
+        elif case.scenario == "migration":
+            targets += _migration_targets(case)
     return targets
+
+
+def _migration_targets(case: Case) -> list[Target]:
+    ratio = case.ratios["p95 during/before"]
+    failed = sum(case.info["failed_searches"].values())
+    before, during = case.results["before"], case.results["during"]
+    return [
+        Target(
+            "search p95 during a migration",
+            "p95 during <= 3x p95 before (add column + concurrent index, 8 clients)",
+            f"{ratio:.2f}x ({during.p95 * 1e3:.1f} vs {before.p95 * 1e3:.1f} ms; migration "
+            f"{case.info['migration_seconds']:.1f} s, longest lock wait "
+            f"{case.info['longest_lock_wait_seconds'] * 1e3:.0f} ms)",
+            ratio <= 3,
+        ),
+        Target("searches failing during a migration", "0", str(failed), failed == 0),
+    ]
 
 
 def _by_query(search: Sequence[Case]) -> dict[str, dict[str, Case]]:
