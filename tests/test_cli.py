@@ -367,6 +367,20 @@ def test_demo_with_nothing_configured_starts_and_removes_its_own_server(tmp_path
     assert "Traceback" not in done.stderr
 
 
+def test_dependencies_run_one_way_cli_demo_presentation() -> None:
+    """demo and the shared presentation never import the command line (no import cycle)."""
+    probe = (
+        "import sys, diamond_db.presentation;"
+        "print(sorted({'diamond_db.cli', 'diamond_db.demo'} & set(sys.modules)));"
+        "import diamond_db.demo;"
+        "print(sorted({'diamond_db.cli'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines() == ["[]", "[]"], done.stdout + done.stderr
+
+
 # -- search -----------------------------------------------------------------------
 
 SEARCH_FLAGS = (
