@@ -63,6 +63,7 @@ from .database import Database, Transaction
 from .errors import (
     DatabaseUnavailable,
     DiamondDBError,
+    DuplicateApiKey,
     IdempotencyConflict,
     NotFoundError,
     ValidationError,
@@ -94,6 +95,7 @@ __all__ = [
     "DiamondDBError",
     "DiamondInput",
     "DiamondSearch",
+    "DuplicateApiKey",
     "HoldHistory",
     "IdempotencyConflict",
     "NotFoundError",
