@@ -189,7 +189,7 @@ def markdown(
     memory: Sequence[PeakWindow],
     targets: Sequence[Target],
 ) -> str:
-    """The README's Performance tables."""
+    """The tables of docs/performance.md (latest full-size run)."""
     meta = document["meta"]
     m = meta["machine"]
     lines = [

@@ -63,6 +63,7 @@ from .database import Database, Transaction
 from .errors import (
     DatabaseUnavailable,
     DiamondDBError,
+    DuplicateApiKey,
     IdempotencyConflict,
     MigrationError,
     NotFoundError,
@@ -97,6 +98,7 @@ __all__ = [
     "DiamondDBError",
     "DiamondInput",
     "DiamondSearch",
+    "DuplicateApiKey",
     "HoldHistory",
     "IdempotencyConflict",
     "MigrationError",

@@ -13,33 +13,20 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn
 
 import aiosql
 import psycopg
 import typer
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import PoolTimeout
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -54,6 +41,7 @@ from .migrations import (
     Migrator,
     Plan,
 )
+from .presentation import bulk_settings, print_page, progress_bars, where
 from .records import MigrationStatus
 from .registry import Registry, RegistryError, default_registry
 
@@ -61,8 +49,8 @@ PROG: Final = "diamond-db"
 QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
-# Bulk statements of seed and demo legitimately take longer than a request's statement.
-BULK_SLOW_QUERY_THRESHOLD: Final = 10.0
+# Migration statements (a concurrent index build, a VALIDATE) legitimately run for minutes.
+MIGRATION_SLOW_QUERY_THRESHOLD: Final = 600.0
 
 app = typer.Typer(
     name=PROG,
@@ -142,16 +130,6 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def where(url: str) -> str:
-    """host:port/dbname of a URL, never its password."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise UserError(f"invalid database URL: {_first_line(exc)}", EXIT_USAGE) from None
-    host = info.get("host") or "localhost"
-    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
-
-
 def _require_url(url: str | None) -> str:
     if not url or not url.strip():
         raise UserError(
@@ -159,7 +137,10 @@ def _require_url(url: str | None) -> str:
             f"(for a throw-away database with sample data, run `{PROG} demo`)",
             EXIT_USAGE,
         )
-    where(url)
+    try:
+        where(url)
+    except psycopg.ProgrammingError as exc:
+        raise UserError(f"invalid database URL: {_first_line(exc)}", EXIT_USAGE) from None
     return url
 
 
@@ -285,35 +266,6 @@ def _report(exc: Exception) -> int:
     return error.code
 
 
-class _RateColumn(ProgressColumn):
-    """Rows per second, from rich's own speed estimate."""
-
-    def render(self, task: Task) -> Text:
-        return Text("" if task.speed is None else f"{task.speed:,.0f} rows/s")
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def bulk_settings() -> dict[str, Any]:
-    """Seed and demo send big statements by design: warn about them only past 10 s,
-    unless DIAMOND_DB_SLOW_QUERY_MS says otherwise."""
-    if os.environ.get("DIAMOND_DB_SLOW_QUERY_MS", "").strip():
-        return {}
-    return {"slow_query_threshold": BULK_SLOW_QUERY_THRESHOLD}
-
-
 # -- bootstrap ------------------------------------------------------------------
 
 
@@ -386,7 +338,7 @@ def migrate(
     runner = Migrator(
         url,
         default_registry(),
-        Observer(BULK_SLOW_QUERY_THRESHOLD, None),
+        Observer(MIGRATION_SLOW_QUERY_THRESHOLD, None),
         migrations=migrations_dir,
         lock_timeout=lock_timeout,
         retries=retries,
@@ -503,7 +455,7 @@ def seed(
             return await seed_diamonds(db, rows, seed=seed, batch_size=batch_size, on_batch=advance)
 
     started = time.perf_counter()
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         written = asyncio.run(fill(progress))
     elapsed = time.perf_counter() - started
     console.print(
@@ -700,58 +652,6 @@ async def _explain(url: str, filters: dict[str, Any]) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def _money(cents: int | None) -> str:
-    return "" if cents is None else f"${Decimal(cents) / 100:,.2f}"
-
-
-def print_page(console: Console, page: Any, *, title: str) -> None:
-    """A page of diamonds as a table, with its paging line under it."""
-    table = Table(title=title, title_justify="left")
-    for column, justify in (
-        ("stone", "left"),
-        ("shape", "left"),
-        ("carats", "right"),
-        ("color", "center"),
-        ("clarity", "center"),
-        ("cut", "center"),
-        ("origin", "left"),
-        ("price", "right"),
-        ("per carat", "right"),
-        ("retail", "right"),
-        ("availability", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for d in page.items:
-        table.add_row(
-            d.supplier_stone_id,
-            d.shape,
-            f"{d.carats}",
-            d.color or "",
-            d.clarity or "",
-            d.cut or "",
-            "lab-grown" if d.lab_grown else "natural",
-            _money(d.supplier_price_cents),
-            _money(d.price_per_carat_cents),
-            _money(d.retail_price_cents),
-            d.availability,
-        )
-    console.print(table)
-    console.print(_paging_line(page), markup=False, soft_wrap=True)
-
-
-def _paging_line(page: Any) -> str:
-    if page.total == 0:
-        return "no diamond matches"
-    if page.total is None:
-        total = "total not counted"
-    else:
-        plus = "" if page.total_is_exact else "+"
-        total = f"{page.total:,}{plus} matching, page {page.page} of {page.total_pages:,}{plus}"
-    shown = f"{len(page.items)} shown"
-    cursor = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
-    return f"{shown}; {total}{cursor}"
-
-
 # -- demo -----------------------------------------------------------------------
 
 
@@ -784,9 +684,9 @@ def demo(
     if database_url is not None:
         url = _require_url(database_url)
         _probe(url)
-        summary = demo_module.run_on(url, options, console, _progress(console))
+        summary = demo_module.run_on(url, options, console, progress_bars(console))
     else:
-        summary = demo_module.run_throwaway(options, console, _progress(console))
+        summary = demo_module.run_throwaway(options, console, progress_bars(console))
     demo_module.print_summary(console, summary)
 
 

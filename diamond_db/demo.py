@@ -26,9 +26,9 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ._server import throwaway_database
-from .cli import bulk_settings, print_page, where
 from .database import Database
 from .errors import DiamondDBError
+from .presentation import bulk_settings, print_page, where
 from .records import Diamond, PricingRule
 from .synthetic import batched, diamond_from_payload, priced, raw_input, raw_payloads
 

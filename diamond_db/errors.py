@@ -40,6 +40,18 @@ class IdempotencyConflict(DiamondDBError):
         self.idempotency_key = idempotency_key
 
 
+class DuplicateApiKey(DiamondDBError):
+    """create_api_key: a key with this hash is already registered.
+
+    The database decides (the INSERT inserts nothing), so unlike a
+    ValidationError it comes after SQL was sent. Neither its message nor
+    anything it carries contains the hash.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("an API key with this hash is already registered (hash not shown)")
+
+
 class DatabaseUnavailable(DiamondDBError, PoolTimeout):
     """The server could not be reached within the connect timeout.
 

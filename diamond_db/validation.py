@@ -28,6 +28,10 @@ PURCHASE_STATUSES: Final = ("pending", "confirmed", "failed")
 
 INT4_MAX: Final = 2**31 - 1
 INT8_MAX: Final = 2**63 - 1
+# The numbers JSONB can store (PostgreSQL's NUMERIC input): at most 131072 digits
+# before the decimal point and 16383 after it.
+JSON_NUMBER_MAX_ADJUSTED: Final = 131_071
+JSON_NUMBER_MIN_EXPONENT: Final = -16_383
 
 
 def uuid_arg(name: str, value: object) -> UUID:
@@ -152,7 +156,11 @@ def datetime_arg(name: str, value: object, *, optional: bool = False) -> Any:
 
 
 def json_arg(name: str, value: object, *, optional: bool = False) -> Any:
-    """A JSON object (dict) that PostgreSQL's JSONB can store: no NUL, no NaN/inf, str keys."""
+    """A JSON object (dict) that PostgreSQL's JSONB can store: no NUL, no NaN/inf, str keys.
+
+    A Decimal passes when finite and within the range of a JSONB number
+    (upsert_diamonds writes it as an exact JSON number).
+    """
     if value is None and optional:
         return None
     if not isinstance(value, Mapping):
@@ -171,6 +179,8 @@ def _check_json(path: str, value: object, depth: int) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(path, "NaN and infinities are not valid JSON")
+    elif isinstance(value, Decimal):
+        _check_json_decimal(path, value)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -184,6 +194,22 @@ def _check_json(path: str, value: object, depth: int) -> None:
             _check_json(f"{path}[{i}]", item, depth + 1)
     elif value is not None and not isinstance(value, bool | int | Decimal):
         raise ValidationError(path, f"not a JSON value: {_show(value)}")
+
+
+def _check_json_decimal(name: str, value: Decimal) -> None:
+    """Reject a Decimal that is no JSON number (NaN, infinities) or too large or fine for JSONB."""
+    if not value.is_finite():
+        raise ValidationError(name, f"NaN and infinities are not valid JSON, got {_show(value)}")
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if exponent < JSON_NUMBER_MIN_EXPONENT or (
+        value and value.adjusted() > JSON_NUMBER_MAX_ADJUSTED
+    ):
+        raise ValidationError(
+            name,
+            "out of the range of a JSONB number (at most 131072 digits before the "
+            f"decimal point and 16383 after it), got {_show(value)}",
+        )
 
 
 def _show(value: object) -> str:

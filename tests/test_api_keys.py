@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -12,7 +13,15 @@ import pytest
 from helpers import fetch
 
 import diamond_db as package
-from diamond_db import ApiKey, Database, ValidationError, hash_api_key
+from diamond_db import (
+    ApiKey,
+    Database,
+    DiamondDBError,
+    DuplicateApiKey,
+    QueryEvent,
+    ValidationError,
+    hash_api_key,
+)
 
 RAW_KEY = "sk_live_4f9a1c2e-raw-secret"
 
@@ -26,6 +35,25 @@ def stored_keys(url: str) -> list[tuple[Any, ...]]:
 
 async def create(db: Database, raw: str = RAW_KEY, **extra: Any) -> ApiKey:
     return await db.create_api_key(hash_api_key(raw), "shop-frontend", **extra)
+
+
+class Recorded(Database):
+    """A Database that records the name of every statement it sends (its on_query hook)."""
+
+    def __init__(self, url: str) -> None:
+        self.sent: list[str] = []
+        super().__init__(url, min_size=1, on_query=self._record)
+
+    def _record(self, event: QueryEvent) -> None:
+        self.sent.append(event.name)
+
+
+@pytest.fixture
+async def recorded(diamond_db: Database, diamond_db_url: str) -> AsyncIterator[Recorded]:
+    """A second Database on the emptied test database, recording the statements it sends."""
+    db = Recorded(diamond_db_url)
+    async with db:
+        yield db
 
 
 def test_hash_api_key_is_lowercase_sha256_hex() -> None:
@@ -101,28 +129,44 @@ async def test_update_last_used_stamps_the_key(diamond_db: Database, diamond_db_
     ],
 )
 async def test_anything_but_a_lowercase_sha256_hex_is_rejected_without_echo(
-    diamond_db: Database, diamond_db_url: str, not_a_hash: Any
+    recorded: Recorded, diamond_db_url: str, not_a_hash: Any
 ) -> None:
     with pytest.raises(ValidationError) as created:
-        await diamond_db.create_api_key(not_a_hash, "client")
+        await recorded.create_api_key(not_a_hash, "client")
     with pytest.raises(ValidationError) as validated:
-        await diamond_db.validate_api_key(not_a_hash)
+        await recorded.validate_api_key(not_a_hash)
     for error in (created.value, validated.value):
         assert error.argument == "key_hash"
         if not_a_hash:
             assert not_a_hash not in str(error)
+    assert recorded.sent == []  # raised before any SQL was sent
     assert stored_keys(diamond_db_url) == []
 
 
-async def test_a_hash_registered_twice_is_rejected_without_echo(
-    diamond_db: Database, diamond_db_url: str
+async def test_a_hash_registered_twice_raises_duplicate_api_key_without_echo(
+    recorded: Recorded, diamond_db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await create(diamond_db)
-    with pytest.raises(ValidationError) as error:
-        await create(diamond_db)
-    assert error.value.argument == "key_hash"
-    assert hash_api_key(RAW_KEY) not in str(error.value)
-    assert len(stored_keys(diamond_db_url)) == 1
+    first = await create(recorded, permissions=["search"])
+    key_hash = hash_api_key(RAW_KEY)
+    with (
+        caplog.at_level(logging.DEBUG, logger="diamond_db"),
+        pytest.raises(DuplicateApiKey) as caught,
+    ):
+        await recorded.create_api_key(key_hash, "someone-else", ["search", "hold", "buy"])
+    error = caught.value
+    assert "DuplicateApiKey" in package.__all__
+    assert isinstance(error, DiamondDBError)
+    assert not isinstance(error, ValidationError)  # the database decided: not an argument check
+    assert recorded.sent == ["create_api_key", "create_api_key"]  # after the INSERT
+    # Nothing the error carries repeats the hash: message, args, cause, context, attributes.
+    carried = [str(error), repr(error), *map(repr, error.args), repr(vars(error))]
+    carried += [repr(error.__cause__), repr(error.__context__)]
+    assert not any(key_hash in text for text in carried), carried
+    assert error.__cause__ is None
+    assert key_hash not in caplog.text
+    # The stored key is the first one, unchanged.
+    assert stored_keys(diamond_db_url) == [(key_hash, "shop-frontend", ["search"], True, None)]
+    assert await recorded.validate_api_key(key_hash) == first
 
 
 async def test_no_key_or_hash_reaches_the_logs(
@@ -149,14 +193,15 @@ async def test_no_key_or_hash_reaches_the_logs(
     ],
 )
 async def test_other_bad_arguments_are_rejected(
-    diamond_db: Database, diamond_db_url: str, arguments: dict[str, Any], name: str
+    recorded: Recorded, diamond_db_url: str, arguments: dict[str, Any], name: str
 ) -> None:
     with pytest.raises(ValidationError) as error:
-        await diamond_db.create_api_key(
+        await recorded.create_api_key(
             **({"key_hash": hash_api_key(RAW_KEY), "client_name": "c"} | arguments)
         )
     assert error.value.argument == name
     with pytest.raises(ValidationError) as error:
-        await diamond_db.deactivate_api_key("nope")
+        await recorded.deactivate_api_key("nope")
     assert error.value.argument == "id"
+    assert recorded.sent == []  # raised before any SQL was sent
     assert stored_keys(diamond_db_url) == []

@@ -390,6 +390,43 @@ def test_demo_with_nothing_configured_starts_and_removes_its_own_server(tmp_path
     assert "Traceback" not in done.stderr
 
 
+def test_dependencies_run_one_way_cli_demo_presentation() -> None:
+    """demo and the shared presentation never import the command line (no import cycle)."""
+    probe = (
+        "import sys, diamond_db.presentation;"
+        "print(sorted({'diamond_db.cli', 'diamond_db.demo'} & set(sys.modules)));"
+        "import diamond_db.demo;"
+        "print(sorted({'diamond_db.cli'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines() == ["[]", "[]"], done.stdout + done.stderr
+
+
+def test_demo_at_80_columns_splits_no_id_price_or_count(
+    run: Any, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An 80-column terminal, the default of many: every row, id, price and count stays whole."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = run("demo", "--rows", "600", "--workers", "2", "--consolidators", "2",
+                 "--database-url", url)  # fmt: skip
+    assert result.code == 0, result
+    out = result.out
+    counts = [line for line in out.splitlines() if " 600/600 " in line]
+    assert len(counts) == 2, out  # both progress bars, counts whole
+    rows = _rows_shown(out, 80)
+    assert len(rows) >= 5, out
+    for stone, price in rows:
+        assert scalar(url, "SELECT supplier_price_cents FROM diamonds WHERE supplier_stone_id = %s",
+                      stone) == price  # fmt: skip
+    ids = re.findall(r"syn-[\d-]*", out)
+    assert ids
+    assert all(re.fullmatch(r"syn-7-\d{8}", i) for i in ids), ids
+    for line in out.splitlines():
+        assert len(line) <= 80 or "--cursor" in line, line  # the cursor line is left whole
+
+
 # -- search -----------------------------------------------------------------------
 
 SEARCH_FLAGS = (
@@ -397,28 +434,52 @@ SEARCH_FLAGS = (
     "--sort-by", "supplier_price_cents", "--sort-order", "asc", "--limit", "5",
 )  # fmt: skip
 ORACLE = (
-    "SELECT supplier_stone_id FROM diamonds WHERE status = 'active' AND color = ANY(%s)"
-    " AND carats >= 0.5 AND NOT lab_grown ORDER BY supplier_price_cents, id"
+    "SELECT supplier_stone_id, supplier_price_cents FROM diamonds WHERE status = 'active'"
+    " AND color = ANY(%s) AND carats >= 0.5 AND NOT lab_grown ORDER BY supplier_price_cents, id"
 )
 
 
+def _rows_shown(out: str, width: int) -> list[tuple[str, int]]:
+    """(stone, price in cents) of each table row; every row is one line that fits `width`.
+
+    Each cell must hold a whole stone id and a whole price: a wrapped row would
+    leave a fragment (or an empty cell) on a line of its own.
+    """
+    rows = []
+    header: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("┃"):
+            header = [cell.strip() for cell in line.strip("┃").split("┃")]
+        elif line.startswith("│"):
+            assert len(line) <= width, out
+            cells = dict(zip(header, (c.strip() for c in line.strip("│").split("│")), strict=True))
+            assert {"stone", "price"} <= set(cells), f"a header split across lines:\n{out}"
+            assert re.fullmatch(r"syn-\d+-\d{8}", cells["stone"]), out
+            price = re.fullmatch(r"\$(\d{1,3}(?:,\d{3})*)\.(\d\d)", cells["price"])
+            assert price, out
+            rows.append((cells["stone"], int(price[1].replace(",", "") + price[2])))
+    return rows
+
+
+@pytest.mark.parametrize("columns", [80, 160])
 def test_search_prints_the_page_the_database_holds_and_pages_on_by_cursor(
-    run: Any, url: str
+    run: Any, url: str, monkeypatch: pytest.MonkeyPatch, columns: int
 ) -> None:
     assert run("seed", "--rows", "400", "--seed", "9", "--database-url", url).code == 0
-    expected = [r[0] for r in fetch(url, ORACLE, ["D", "E", "F"])]
+    expected = fetch(url, ORACLE, ["D", "E", "F"])
     assert len(expected) > 10
+    monkeypatch.setenv("COLUMNS", str(columns))  # a terminal of that width
 
     first = run("search", *SEARCH_FLAGS, "--database-url", url)
     assert first.code == 0, first
-    assert re.findall(r"syn-9-\d{8}", first.out) == expected[:5]
+    assert _rows_shown(first.out, columns) == expected[:5]
     assert f"{len(expected)} matching, page 1 of " in first.out
     cursor = re.search(r"--cursor (\S+)", first.out)
     assert cursor is not None
 
     second = run("search", *SEARCH_FLAGS, "--cursor", cursor[1], "--database-url", url)
     assert second.code == 0, second
-    assert re.findall(r"syn-9-\d{8}", second.out) == expected[5:10]
+    assert _rows_shown(second.out, columns) == expected[5:10]
 
 
 def test_search_sql_prints_render_search_without_a_database(run: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -206,6 +207,65 @@ async def test_batch_is_atomic(diamond_db: Database, diamond_db_url: str) -> Non
     ]
 
 
+async def test_decimals_in_json_are_stored_as_exact_json_numbers(
+    diamond_db: Database, diamond_db_url: str
+) -> None:
+    """A Decimal in measurements/attributes keeps every digit: never through a binary float."""
+    twenty_digits = Decimal("1234567890.1234567891")
+    assert float(twenty_digits) != twenty_digits  # a float would lose the last digits
+    measurements = {
+        "depth": twenty_digits,
+        "ratios": [Decimal("1E-20"), Decimal("1.10"), Decimal("-0.000")],
+        "count": 2**70,  # integers beyond 64 bits stay exact too
+    }
+    attributes = {"table": {"pct": Decimal("57.00000000000000000001")}, "plain": 6.41}
+    await diamond_db.upsert_diamond(stone(1, measurements=measurements))
+    await diamond_db.upsert_diamonds([stone(2, attributes=attributes)])
+
+    stored = fetch(
+        diamond_db_url,
+        "SELECT measurements->>'depth', jsonb_typeof(measurements->'depth'),"
+        " (measurements->'depth')::numeric, (measurements->'ratios')::text,"
+        " (measurements->'count')::numeric FROM diamonds WHERE supplier_stone_id = 'stone-1'",
+    )
+    assert stored == [
+        (
+            "1234567890.1234567891",
+            "number",
+            twenty_digits,
+            "[0.00000000000000000001, 1.10, 0.000]",
+            Decimal(2**70),
+        )
+    ]
+    pct = fetch(
+        diamond_db_url,
+        "SELECT attributes#>>'{table,pct}', (attributes#>'{table,pct}')::numeric,"
+        " attributes->>'plain' FROM diamonds WHERE supplier_stone_id = 'stone-2'",
+    )
+    assert pct == [("57.00000000000000000001", Decimal("57.00000000000000000001"), "6.41")]
+
+
+async def test_random_decimals_in_json_round_trip_exactly(
+    diamond_db: Database, diamond_db_url: str
+) -> None:
+    """300 Decimals of 1 to 40 digits, exponents -60 to 60, in one batch: each read back equal."""
+    rng = random.Random(6)
+    values = {
+        f"stone-{n}": Decimal(
+            f"{rng.choice('+-')}{rng.randint(0, 10 ** rng.randint(1, 40))}E{rng.randint(-60, 60)}"
+        )
+        for n in range(300)
+    }
+    written = await diamond_db.upsert_diamonds(
+        [stone(key.removeprefix("stone-"), measurements={"v": v}) for key, v in values.items()]
+    )
+    assert written == len(values)
+    stored = fetch(
+        diamond_db_url, "SELECT supplier_stone_id, (measurements->'v')::numeric FROM diamonds"
+    )
+    assert dict(stored) == values
+
+
 # -- validation ----------------------------------------------------------------
 
 BAD_FIELDS: list[tuple[str, Any]] = [
@@ -232,6 +292,11 @@ BAD_FIELDS: list[tuple[str, Any]] = [
     ("treated", "yes"),
     ("color", "D\x00"),
     ("measurements", {"x": float("inf")}),
+    ("measurements", {"depth": Decimal("NaN")}),
+    ("measurements", {"depth": Decimal("sNaN")}),
+    ("attributes", {"ratios": [Decimal("1.5"), Decimal("-Infinity")]}),
+    ("attributes", {"x": Decimal("1E+131072")}),  # more digits than a JSONB number holds
+    ("measurements", {"x": Decimal("1.5E-16383")}),
     ("attributes", ["not", "a", "dict"]),
     ("source_updated_at", "2024-01-01"),
 ]

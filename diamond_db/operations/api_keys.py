@@ -13,7 +13,7 @@ from datetime import datetime
 from uuid import UUID
 
 from .._executor import Executor
-from ..errors import ValidationError
+from ..errors import DuplicateApiKey, ValidationError
 from ..records import ApiKey
 from ..validation import datetime_arg, key_hash_arg, text_arg, text_list_arg, uuid_arg
 
@@ -50,7 +50,8 @@ class ApiKeyOperations(Executor):
     ) -> ApiKey:
         """Register a client's key by its hash (see hash_api_key).
 
-        A hash already registered is a ValidationError on `key_hash`.
+        A hash already registered raises DuplicateApiKey (the stored key is left
+        as it was); bad arguments raise ValidationError before any SQL is sent.
         """
         row = await self._one(
             ApiKey,
@@ -61,7 +62,7 @@ class ApiKeyOperations(Executor):
             expires_at=datetime_arg("expires_at", expires_at, optional=True),
         )
         if row is None:  # ON CONFLICT DO NOTHING: the hash is taken
-            raise ValidationError("key_hash", "this key is already registered (value not shown)")
+            raise DuplicateApiKey
         return row
 
     async def deactivate_api_key(self, id: UUID | str) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
+
+import orjson
 
 from .._executor import Executor
 from ..errors import ValidationError
@@ -118,18 +119,49 @@ def _input_row(argument: str, diamond: object) -> dict[str, Any]:
     return row
 
 
-def _json_number(value: object) -> Any:
-    """json.dumps fallback: a Decimal inside measurements/attributes becomes a JSON number."""
+# Integers orjson writes itself; larger ones (valid JSON, exact in JSONB) go through _exact.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _json_default(value: object) -> Any:
+    """orjson's fallback for what json_arg accepts and orjson does not write natively.
+
+    A Decimal becomes an exact JSON number, its own digits (never a binary
+    float); json_arg has checked that it is finite and fits a JSONB number.
+    """
     if isinstance(value, Decimal):
-        return float(value) if value != value.to_integral_value() else int(value)
+        return orjson.Fragment(str(value))
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list):
+        return list(value)
+    if isinstance(value, float):
+        return float(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _exact(value: object) -> Any:
+    """A copy orjson can write whole, as json.dumps would: integers beyond 64 bits become
+    exact number fragments, keys of a str subclass plain str."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT_MIN <= value <= _INT_MAX else orjson.Fragment(int.__repr__(value))
+    if isinstance(value, Mapping):
+        return {str.__str__(key): _exact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exact(item) for item in value]
+    return value
 
 
 def _batch(rows: Sequence[dict[str, Any]]) -> str:
     """The :diamonds parameter: last row per key wins, sorted by key (a stable lock order)."""
     latest = {(row["supplier"], row["supplier_stone_id"]): row for row in rows}
     ordered = [latest[key] for key in sorted(latest)]
-    return json.dumps(ordered, default=_json_number, separators=(",", ":"), ensure_ascii=False)
+    try:
+        encoded = orjson.dumps(ordered, default=_json_default)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a str subclass key (rare)
+        encoded = orjson.dumps(_exact(ordered), default=_json_default)
+    return encoded.decode()
 
 
 class DiamondOperations(Executor):

@@ -1,0 +1,214 @@
+"""Terminal presentation shared by the command line and the demo: pages, progress bars, URLs.
+
+Both `cli.py` and `demo.py` use these; this module imports neither of them, so
+the dependency runs one way: cli -> demo -> presentation -> library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from psycopg.conninfo import conninfo_to_dict
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Column, Table
+from rich.text import Text
+
+from .records import Diamond
+from .search import Page
+
+# Bulk statements of seed and demo legitimately take longer than a request's statement.
+BULK_SLOW_QUERY_THRESHOLD: Final = 10.0
+
+
+def where(url: str) -> str:
+    """host:port/dbname of a URL, never its password.
+
+    Raises psycopg.ProgrammingError when `url` is not a connection string.
+    """
+    info = conninfo_to_dict(url)
+    host = info.get("host") or "localhost"
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def bulk_settings() -> dict[str, Any]:
+    """Seed and demo send big statements by design: warn about them only past 10 s,
+    unless DIAMOND_DB_SLOW_QUERY_MS says otherwise."""
+    if os.environ.get("DIAMOND_DB_SLOW_QUERY_MS", "").strip():
+        return {}
+    return {"slow_query_threshold": BULK_SLOW_QUERY_THRESHOLD}
+
+
+class _RateColumn(ProgressColumn):
+    """Rows per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{task.speed:,.0f} rows/s")
+
+
+# Progress columns by console width: all of them from PROGRESS_FULL_WIDTH on;
+# narrower, no percentage or time remaining (the counts say as much); below
+# PROGRESS_TIMINGS_WIDTH, no rate or elapsed time either. The counts always fit whole.
+PROGRESS_FULL_WIDTH: Final = 110
+PROGRESS_TIMINGS_WIDTH: Final = 80
+# What the other columns of a narrower display take beside the description: the
+# bar's minimum (6), counts up to 2000000/2000000 (15), then the rate (14) and
+# elapsed time (7) when shown, and one space between columns.
+_BESIDE_DESCRIPTION: Final = 6 + 15 + 2
+_BESIDE_DESCRIPTION_TIMED: Final = 6 + 15 + 14 + 7 + 4
+
+
+def progress_bars(console: Console) -> Progress:
+    """The progress display of seed and demo, its columns chosen by the console's width.
+
+    Counts, rate and times never wrap or get cut; the description gives way
+    (ellipsis) and the bar shrinks instead.
+    """
+    width = console.width
+    full = width >= PROGRESS_FULL_WIDTH
+    timed = width >= PROGRESS_TIMINGS_WIDTH
+    beside = _BESIDE_DESCRIPTION_TIMED if timed else _BESIDE_DESCRIPTION
+    description = Column(
+        no_wrap=True, overflow="ellipsis", max_width=None if full else max(8, width - beside)
+    )
+    columns: list[ProgressColumn] = [
+        TextColumn("[bold]{task.description}", table_column=description),
+        BarColumn(bar_width=None, table_column=Column(min_width=6, max_width=40)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True, justify="right")),
+    ]
+    if full:
+        columns.append(TaskProgressColumn(table_column=Column(no_wrap=True, justify="right")))
+    if timed:
+        columns.append(_RateColumn(table_column=Column(no_wrap=True, justify="right")))
+        columns.append(TimeElapsedColumn(table_column=Column(no_wrap=True)))
+    if full:
+        columns.append(TimeRemainingColumn(table_column=Column(no_wrap=True)))
+    return Progress(*columns, console=console, transient=False)
+
+
+def money(cents: int | None) -> str:
+    """Cents as dollars with thousands separators ($1,234.56); empty for None."""
+    return "" if cents is None else f"${Decimal(cents) / 100:,.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One column of the diamonds table: its header, alignment and cell text."""
+
+    header: str
+    justify: JustifyMethod
+    cell: Callable[[Diamond], str]
+
+
+# In display order.
+_DIAMOND_COLUMNS: Final = (
+    _Column("stone", "left", lambda d: d.supplier_stone_id),
+    _Column("shape", "left", lambda d: d.shape),
+    _Column("carats", "right", lambda d: f"{d.carats}"),
+    _Column("color", "center", lambda d: d.color or ""),
+    _Column("clarity", "center", lambda d: d.clarity or ""),
+    _Column("cut", "center", lambda d: d.cut or ""),
+    _Column("origin", "left", lambda d: "lab-grown" if d.lab_grown else "natural"),
+    _Column("price", "right", lambda d: money(d.supplier_price_cents)),
+    _Column("per carat", "right", lambda d: money(d.price_per_carat_cents)),
+    _Column("retail", "right", lambda d: money(d.retail_price_cents)),
+    _Column("availability", "left", lambda d: d.availability),
+)
+# Which columns a narrow console keeps, most wanted first (the stone is always shown).
+_KEEP_ORDER: Final = (
+    "stone",
+    "price",
+    "carats",
+    "shape",
+    "color",
+    "clarity",
+    "availability",
+    "origin",
+    "cut",
+    "retail",
+    "per carat",
+)
+assert sorted(_KEEP_ORDER) == sorted(c.header for c in _DIAMOND_COLUMNS)
+# What a column adds to a table with borders besides its content: a rule and two
+# spaces of padding; the table's right border adds one more character.
+_COLUMN_FRAME: Final = 3
+
+
+def _choose_columns(widths: dict[str, int], available: int) -> list[str]:
+    """The headers to show, in _KEEP_ORDER's preference, whose full widths fit `available`.
+
+    `widths` is each column's content width (its widest cell or header). The
+    first column is always kept; a column that does not fit is skipped and a
+    narrower, less wanted one may still fit.
+    """
+    budget = available - 1
+    chosen: list[str] = []
+    for header in _KEEP_ORDER:
+        needed = widths[header] + _COLUMN_FRAME
+        if not chosen or needed <= budget:
+            chosen.append(header)
+            budget -= needed
+    return chosen
+
+
+def print_page(console: Console, page: Page[Diamond], *, title: str) -> None:
+    """A page of diamonds as a table as wide as the console allows, and its paging line.
+
+    Columns are chosen by width so that no cell wraps: an id or a price is
+    never split across lines; the least wanted columns are left out and named
+    under the table.
+    """
+    cells = {c.header: [c.cell(d) for d in page.items] for c in _DIAMOND_COLUMNS}
+    widths = {
+        header: max([cell_len(header), *(cell_len(text) for text in texts)])
+        for header, texts in cells.items()
+    }
+    shown = set(_choose_columns(widths, console.width))
+    hidden = [c.header for c in _DIAMOND_COLUMNS if c.header not in shown]
+    columns = [c for c in _DIAMOND_COLUMNS if c.header in shown]
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=f"not shown at this width: {', '.join(hidden)}" if hidden and page.items else None,
+        caption_justify="left",
+    )
+    for column in columns:
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=widths[column.header],
+        )
+    for row in range(len(page.items)):  # Text: a supplier's "[...]" is not rich markup
+        table.add_row(*(Text(cells[column.header][row]) for column in columns))
+    console.print(table)
+    console.print(_paging_line(page), markup=False, soft_wrap=True)
+
+
+def _paging_line(page: Page[Diamond]) -> str:
+    if page.total == 0:
+        return "no diamond matches"
+    if page.total is None:
+        total = "total not counted"
+    else:
+        plus = "" if page.total_is_exact else "+"
+        total = f"{page.total:,}{plus} matching, page {page.page} of {page.total_pages:,}{plus}"
+    shown = f"{len(page.items)} shown"
+    cursor = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
+    return f"{shown}; {total}{cursor}"
