@@ -13,9 +13,12 @@ async def main() -> None:
     assert "site-packages" in str(package), package
     assert (package / "queries" / "diamonds.sql").is_file()
     assert (package / "sql" / "bootstrap.sql").is_file()
+    assert (package / "sql" / "migrations" / "0001_initial_schema.sql").is_file()
     with throwaway_database() as (_, url):
-        async with diamond_db.Database(url, min_size=1) as db:
-            await db.bootstrap()
+        db = diamond_db.Database(url, min_size=1)
+        applied = await db.migrate()  # the shipped migrations, before opening (it checks them)
+        assert [s.state for s in applied] == ["applied"] * len(applied), applied
+        async with db:
             run = await db.create_run_metadata("full", 3)
             assert await db.get_run_metadata(run.run_id) == run
             problems = db._registry.check(url)

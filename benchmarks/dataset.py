@@ -216,8 +216,9 @@ def _build(url: str, rows: int, seed: int, console: Console) -> float:
         task = progress.add_task(f"seeding {rows:,} diamonds", total=rows)
 
         async def fill() -> int:
-            async with Database(url, min_size=1, max_size=2, slow_query_threshold=3600) as db:
-                await db.bootstrap()
+            db = Database(url, min_size=1, max_size=2, slow_query_threshold=3600)
+            await db.bootstrap()  # before opening: opening checks the schema
+            async with db:
                 return await synthetic.seed_diamonds(
                     db,
                     rows,
