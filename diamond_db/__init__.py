@@ -84,6 +84,7 @@ from .records import (
     RawDiamond,
     RawDiamondInput,
     RunMetadata,
+    UnfinishedConstraint,
     WorkerCounters,
     WorkerRun,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "Settings",
     "Statement",
     "Transaction",
+    "UnfinishedConstraint",
     "ValidationError",
     "WorkerCounters",
     "WorkerRun",
