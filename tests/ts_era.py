@@ -711,6 +711,7 @@ def fill_ts_data(
     payload_bytes: int = 1_200,
     seed: int = 1,
     chunk: int = 250_000,
+    defer_indexes: bool = True,
 ) -> dict[str, int]:
     """Fill a `create_ts_schema` database as the TypeScript package wrote it; return row counts.
 
@@ -718,8 +719,11 @@ def fill_ts_data(
     diamond) of about `payload_bytes` bytes of JSON each, the first 92 % consolidated; runs of
     10 workers (one run per 5,000 raw rows, at least 4), 6 pricing rules beside the seeded one,
     40 API keys, holds on on_hold diamonds (and older ones), purchases of sold diamonds.
-    Inserts run in chunks of `chunk` rows, each committed (when not in autocommit mode), so
-    1,000,000 diamonds and raw rows take about a minute and a few GB of disk.
+    Inserts run in chunks of `chunk` rows, each committed (when not in autocommit mode). With
+    `defer_indexes` the TypeScript indexes (not the constraints' indexes) are dropped before
+    the bulk inserts and re-created after them, with the same names and definitions: the same
+    catalog, built about twice as fast. 100,000 diamonds take about 10 s on an idle 2-core
+    machine; 1,000,000 diamonds and raw rows a few minutes and about 2.5 GB of disk.
     """
     raw_total = diamonds if raw_rows is None else raw_rows
     runs = max(4, raw_total // 5_000)
@@ -732,6 +736,21 @@ def fill_ts_data(
         "consolidated_upto": raw_total * 92 // 100,
         "padding": max(0, (payload_bytes - 700) // 32),
     }
+    deferred: list[str] = []
+    if defer_indexes:
+        deferred = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index AS i "
+                "JOIN pg_class AS c ON c.oid = i.indexrelid "
+                "WHERE c.relnamespace = 'public'::regnamespace "
+                "AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid) "
+                "ORDER BY c.relname"
+            )
+        ]
+        for definition in deferred:
+            name = definition.removeprefix("CREATE INDEX ").split(" ", 1)[0]
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
     conn.execute(_RUNS_SQL.encode(), params)
     conn.execute(_WORKER_RUNS_SQL.encode(), params)
     conn.execute(_RUN_COUNTERS_SQL.encode(), params)
@@ -745,6 +764,9 @@ def fill_ts_data(
             _commit(conn)
     conn.execute(_HOLDS_SQL.encode(), params)
     conn.execute(_PURCHASES_SQL.encode(), params)
+    _commit(conn)
+    for definition in deferred:
+        conn.execute(definition.encode())
     _commit(conn)
     for table in TS_COLUMNS:
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
