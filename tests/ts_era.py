@@ -22,6 +22,8 @@ Sync psycopg: every function takes an open connection and leaves it with nothing
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -816,9 +818,6 @@ _LEGACY_DIAMOND: Final[dict[str, object]] = {
 
 def _raw_values(stone: str, **changes: object) -> dict[str, object]:
     """A valid raw row for `stone` (payload and its lowercase SHA-256), with `changes`."""
-    import hashlib
-    import json
-
     payload = json.dumps({"id": f"offer-{stone}", "diamond": {"id": stone}})
     return {
         "run_id": "00000000-0000-0000-0000-00000000000a",
