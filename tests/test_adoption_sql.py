@@ -1,0 +1,552 @@
+"""sql/migrations/adopt/0001_from_typescript.sql, run the way `diamond-db migrate` runs it.
+
+Each test builds a TypeScript-era database (tests/ts_era.py) on a throw-away server, runs the
+adoption file one statement per `conn.execute()` on an autocommit connection, then does what
+the runner does after the file (`finalize`): VALIDATE every NOT VALID constraint in its own
+transaction, and turn each validated `<table>_<column>_not_null` CHECK into SET NOT NULL. The
+result must have the catalog sql/bootstrap.sql builds and the data the TypeScript era wrote
+(with the file's stated NULL conversions).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import psycopg
+import pytest
+import ts_era
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from diamond_db._server import Server
+
+# The runner splits the file with pglast (a dependency the migration runner brings).
+pglast = pytest.importorskip("pglast")
+
+ADOPTION_FILE: Final = (
+    Path(__file__).resolve().parent.parent / "sql/migrations/adopt/0001_from_typescript.sql"
+)
+DIAMONDS: Final = 20_000
+LOCK_TIMEOUT: Final = "5s"
+NOT_NULL_CHECK: Final = re.compile(r"^CHECK \(\((\w+) IS NOT NULL\)\)$")
+# Table lock modes, strongest first, as pg_locks names them and as the `-- locks:` lines do.
+LOCK_MODES: Final = {
+    "AccessExclusiveLock": "ACCESS EXCLUSIVE",
+    "ExclusiveLock": "EXCLUSIVE",
+    "ShareRowExclusiveLock": "SHARE ROW EXCLUSIVE",
+    "ShareLock": "SHARE",
+    "ShareUpdateExclusiveLock": "SHARE UPDATE EXCLUSIVE",
+    "RowExclusiveLock": "ROW EXCLUSIVE",
+}
+# squawk cannot see into DO bodies; linting their statements apart, these rules fire and are
+# answered in the file: each statement is guarded by a catalog check (prefer-robust-stmts), the
+# renames are the point (renaming-object), the runner sets the lock timeout (require-*-timeout).
+DO_BODY_EXCLUSIONS: Final = (
+    "prefer-robust-stmts,renaming-object,require-lock-timeout,require-statement-timeout"
+)
+
+
+def adoption_statements() -> list[str]:
+    """The file's statements, split as the runner splits them (each with its comments)."""
+    text = ADOPTION_FILE.read_text(encoding="utf-8")
+    return [str(statement) for statement in pglast.split(text, with_parser=False)]
+
+
+def step_comment(statement: str) -> list[str]:
+    """The comment lines directly before a statement, after the last blank line."""
+    block: list[str] = []
+    for line in statement.splitlines():
+        if line.startswith("--"):
+            block.append(line)
+        elif not line.strip():
+            block = []
+        else:
+            break
+    return block
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection with the runner's lock timeout."""
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'".encode())
+    return conn
+
+
+def run_adoption(conn: psycopg.Connection[Any], statements: list[str] | None = None) -> None:
+    """Every statement alone, one per round trip, as the runner sends them."""
+    for statement in adoption_statements() if statements is None else statements:
+        conn.execute(statement.encode())
+
+
+def drop_invalid_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    """What the runner does before a re-run: drop the INVALID indexes a failed CIC left."""
+    rows = conn.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index "
+        "JOIN pg_class ON pg_class.oid = indexrelid "
+        "WHERE NOT indisvalid AND relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    for (name,) in rows:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+    return [name for (name,) in rows]
+
+
+def finalize(
+    conn: psycopg.Connection[Any], timings: dict[str, float] | None = None
+) -> dict[str, int]:
+    """The runner's work after the file: VALIDATE each NOT VALID constraint (its own
+    transaction), then turn each validated `<table>_<column>_not_null` CHECK into SET NOT NULL
+    and drop it. Returns {constraint: violating rows} for those that failed validation;
+    `timings` receives each VALIDATE's duration."""
+    pending = conn.execute(
+        "SELECT conrelid::regclass::text, conname FROM pg_constraint "
+        "WHERE connamespace = 'public'::regnamespace AND NOT convalidated ORDER BY 1, 2"
+    ).fetchall()
+    failed: dict[str, int] = {}
+    for table, name in pending:
+        started = time.perf_counter()
+        try:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                    sql.Identifier(table), sql.Identifier(name)
+                )
+            )
+        except (psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation):
+            failed[name] = len(violating_rows(conn, table, name))
+        if timings is not None:
+            timings[name] = time.perf_counter() - started
+    helpers = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = 'public'::regnamespace AND contype = 'c' AND convalidated "
+        "ORDER BY 1, 2"
+    ).fetchall()
+    for table, name, definition in helpers:
+        match = NOT_NULL_CHECK.match(definition)
+        if match is None or name != f"{table}_{match.group(1)}_not_null":
+            continue
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+                    sql.Identifier(table), sql.Identifier(match.group(1))
+                )
+            )
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(table), sql.Identifier(name)
+                )
+            )
+    return failed
+
+
+def violating_rows(conn: psycopg.Connection[Any], table: str, name: str) -> list[str]:
+    """Primary keys (text) of the rows of `table` that break constraint `name`."""
+    row = conn.execute(
+        "SELECT contype, pg_get_expr(conbin, conrelid), "
+        "(SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1]), "
+        "confrelid::regclass::text, "
+        "(SELECT attname FROM pg_attribute WHERE attrelid = confrelid AND attnum = confkey[1]) "
+        "FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
+        (table, name),
+    ).fetchone()
+    assert row is not None
+    kind, expression, column, parent, parent_column = row
+    key = sql.Identifier(ts_era.TS_COLUMNS[table][0])
+    if kind == "c":
+        query = sql.SQL("SELECT {}::text FROM {} WHERE ({}) IS FALSE ORDER BY 1").format(
+            key, sql.Identifier(table), sql.SQL(expression)
+        )
+    else:
+        query = sql.SQL(
+            "SELECT t.{}::text FROM {} AS t WHERE t.{} IS NOT NULL "
+            "AND NOT EXISTS (SELECT FROM {} AS p WHERE p.{} = t.{}) ORDER BY 1"
+        ).format(
+            key,
+            sql.Identifier(table),
+            sql.Identifier(column),
+            sql.Identifier(parent),
+            sql.Identifier(parent_column),
+            sql.Identifier(column),
+        )
+    return [r[0] for r in conn.execute(query)]
+
+
+def do_body_statements() -> list[str]:
+    """The ALTER / UPDATE statements inside the file's DO blocks, which squawk does not read."""
+    found: list[str] = []
+    for statement in adoption_statements():
+        block = re.search(r"DO \$adopt\$(.*)\$adopt\$", statement, re.DOTALL)
+        if block is not None:
+            found += re.findall(
+                r"\b((?:ALTER TABLE|ALTER INDEX|UPDATE)\b(?:[^;']|'[^']*')*;)", block.group(1)
+            )
+    return found
+
+
+def table_locks(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """The strongest lock this session holds on each table of the public schema."""
+    rows = conn.execute(
+        "SELECT c.relname, l.mode FROM pg_locks AS l JOIN pg_class AS c ON c.oid = l.relation "
+        "WHERE l.pid = pg_backend_pid() AND l.granted AND c.relkind = 'r' "
+        "AND c.relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    strongest: dict[str, str] = {}
+    order = list(LOCK_MODES)
+    for table, mode in rows:
+        if mode not in LOCK_MODES:
+            continue  # ACCESS SHARE / ROW SHARE: what any reader takes
+        if table not in strongest or order.index(mode) < order.index(strongest[table]):
+            strongest[table] = mode
+    return {table: LOCK_MODES[mode] for table, mode in strongest.items()}
+
+
+def catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Tables, columns, constraints, indexes and functions of the public schema (the runner's
+    ledger tables excluded). Columns are compared by name, not position."""
+    ledger = "('schema_migrations', 'schema_migrations_lock')"
+    queries = {
+        "tables": f"""
+            SELECT relname, relkind FROM pg_class
+            WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v', 'm', 'S', 'p')
+              AND relname NOT IN {ledger}
+            ORDER BY 1""",
+        "columns": f"""
+            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                   pg_get_expr(d.adbin, d.adrelid)
+            FROM pg_attribute AS a
+            JOIN pg_class AS c ON c.oid = a.attrelid
+            LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+              AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT IN {ledger}
+            ORDER BY 1, 2""",
+        "constraints": f"""
+            SELECT conrelid::regclass::text, conname, contype, convalidated,
+                   pg_get_constraintdef(oid)
+            FROM pg_constraint
+            WHERE connamespace = 'public'::regnamespace
+              AND conrelid::regclass::text NOT IN {ledger}
+            ORDER BY 1, 2""",
+        "indexes": f"""
+            SELECT tablename, indexname, indexdef, i.indisvalid, i.indisready
+            FROM pg_indexes
+            JOIN pg_index AS i ON i.indexrelid = (schemaname || '.' || indexname)::regclass
+            WHERE schemaname = 'public' AND tablename NOT IN {ledger}
+            ORDER BY 1, 2""",
+        "functions": """
+            SELECT proname, pg_get_functiondef(oid) FROM pg_proc
+            WHERE pronamespace = 'public'::regnamespace ORDER BY 1""",
+        "triggers": """
+            SELECT tgrelid::regclass::text, tgname FROM pg_trigger
+            WHERE NOT tgisinternal ORDER BY 1, 2""",
+    }
+    return {kind: conn.execute(query.encode()).fetchall() for kind, query in queries.items()}
+
+
+def catalog_differences(
+    got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]
+) -> list[str]:
+    """Readable differences between two catalogs ('-' only in got, '+' only in want)."""
+    lines: list[str] = []
+    for kind in want:
+        have, need = set(got[kind]), set(want[kind])
+        lines += [f"{kind} - {row}" for row in sorted(have - need, key=str)]
+        lines += [f"{kind} + {row}" for row in sorted(need - have, key=str)]
+    return lines
+
+
+def index_oids(conn: psycopg.Connection[Any], names: list[str]) -> list[int]:
+    """The OIDs of indexes (by name, in order): unchanged by a rename, new after a rebuild."""
+    rows = [conn.execute("SELECT %s::regclass::oid", (name,)).fetchone() for name in names]
+    return [int(row[0]) for row in rows if row is not None]
+
+
+@pytest.fixture(scope="module")
+def library_catalog(diamond_db_server: Server) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog of a fresh database built by sql/bootstrap.sql."""
+    with (
+        diamond_db_server.database("adopt_reference") as url,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        return catalog(conn)
+
+
+@pytest.fixture(scope="module")
+def ts_template(diamond_db_server: Server) -> Iterator[str]:
+    """A TypeScript-era database filled with DIAMONDS diamonds and their companions, built once
+    per module; each test works on a copy (CREATE DATABASE ... TEMPLATE). Yields its name."""
+    with diamond_db_server.database("adopt_ts_template", bootstrap=False) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            ts_era.create_ts_schema(conn)
+            ts_era.fill_ts_data(conn, diamonds=DIAMONDS, seed=7)
+        yield str(conninfo_to_dict(url)["dbname"])
+
+
+@pytest.fixture
+def ts_url(diamond_db_server: Server, ts_template: str) -> Iterator[str]:
+    """A fresh copy of the module's TypeScript-era database."""
+    name = f"adopt_ts_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(diamond_db_server.admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(ts_template)
+            )
+        )
+    url = make_conninfo(diamond_db_server.admin_url, dbname=name)
+    try:
+        yield url
+    finally:
+        diamond_db_server.drop_database(url)
+
+
+def test_the_file_follows_the_runners_conventions() -> None:
+    text = ADOPTION_FILE.read_text(encoding="utf-8")
+    header = text.split("\n\n")[0].splitlines()
+    assert all(line.startswith("--") for line in header)
+    assert "-- transaction: none" in header
+    statements = adoption_statements()
+    for statement in statements:
+        comment = step_comment(statement)
+        assert comment, statement[:80]
+        kinds = [line.split(":")[0] for line in comment]
+        assert "-- locks" in kinds, statement[:80]
+        cost = [line for line in comment if line.startswith("-- cost:")]
+        assert len(cost) == 1, statement[:80]
+        assert re.fullmatch(r"-- cost: (none|[a-z_]+ \d+)", cost[0]), cost[0]
+        body = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+        assert "SET NOT NULL" not in body
+        assert "VALIDATE" not in body
+        assert "%" not in body  # nothing a client-side parameter parser could trip on
+        if "CREATE INDEX" in body:
+            assert "CONCURRENTLY IF NOT EXISTS" in body
+        if "DROP INDEX" in body:
+            assert "CONCURRENTLY IF EXISTS" in body
+        for added in re.findall(r"ADD CONSTRAINT (\w+)", body):
+            assert re.search(rf"conname = '{added}'", body), added  # re-runnable
+        for clause in re.findall(r"ADD CONSTRAINT .*?;", body, re.DOTALL):
+            assert clause.endswith(" NOT VALID;"), clause
+
+
+def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
+    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    with connect(ts_url) as conn:
+        nulls = ts_era.insert_legacy_nulls(conn)
+        kept = {
+            "hold_history_diamond_created_idx": "idx_hold_history_diamond_id",
+            "purchase_history_diamond_idx": "idx_purchase_history_diamond_id",
+            "diamonds_supplier_stone_key": "diamonds_supplier_supplier_stone_id_key",
+            "worker_runs_run_partition_key": "worker_runs_run_id_partition_id_key",
+        }
+        oids_before = index_oids(conn, list(kept.values()))
+        before = ts_era.snapshot(conn)
+        counts = ts_era.row_counts(conn)
+        started = datetime.now(UTC)
+        statements = adoption_statements()
+        for statement in statements:  # each statement twice: a retry after it committed
+            conn.execute(statement.encode())
+            conn.execute(statement.encode())
+        assert finalize(conn) == {}
+        adopted = datetime.now(UTC)
+        assert catalog_differences(catalog(conn), library_catalog) == []
+        # Identical indexes were renamed, not rebuilt.
+        assert index_oids(conn, list(kept)) == oids_before
+        after = ts_era.snapshot(conn)
+        assert ts_era.compare_snapshots(before, after, adopted_between=(started, adopted)) == []
+        assert ts_era.row_counts(conn) == counts
+        assert len(nulls) >= len(ts_era.NULL_CONVERSIONS)
+        # Consolidated rows are 'done', the others pending, except the two rows whose
+        # consolidated was NULL: 'failed', with the reason.
+        statuses = conn.execute(
+            "SELECT consolidation_status, count(*) FROM raw_diamonds_nivoda GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        consolidated = DIAMONDS * 92 // 100
+        assert statuses == [
+            ("done", consolidated),
+            ("failed", 2),
+            ("pending", DIAMONDS - consolidated + 1),  # + the LEGACY-R3 row
+        ]
+        errors = conn.execute(
+            "SELECT supplier_stone_id FROM raw_diamonds_nivoda "
+            "WHERE consolidation_error LIKE 'adopted from the TypeScript schema%%' ORDER BY 1"
+        ).fetchall()
+        assert errors == [("LEGACY-R1",), ("LEGACY-R2",)]
+
+        # Running the whole file again changes nothing, data included.
+        again = catalog(conn)
+        run_adoption(conn, statements)
+        assert finalize(conn) == {}
+        assert catalog(conn) == again
+        assert ts_era.snapshot(conn) == after
+
+
+def test_violating_rows_do_not_stop_the_file_and_are_reported(
+    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    with connect(ts_url) as conn:
+        violations = ts_era.insert_violations(conn)
+        before = ts_era.snapshot(conn)
+        run_adoption(conn)
+        failed = finalize(conn)
+        expected: dict[str, set[str]] = {}
+        for v in violations:
+            expected.setdefault(ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)], set()).add(v.id)
+        assert set(failed) == set(expected)
+        tables = {ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)]: v.table for v in violations}
+        for constraint, ids in expected.items():
+            assert set(violating_rows(conn, tables[constraint], constraint)) == ids, constraint
+        # The violating rows are still there, unchanged (no NULL was converted in them).
+        assert ts_era.compare_snapshots(before, ts_era.snapshot(conn)) == []
+        # The unvalidated constraints are the only difference from the library's catalog.
+        differences = catalog_differences(catalog(conn), library_catalog)
+        nullable = ("('hold_history', 'diamond_id', ", "('purchase_history', 'diamond_id', ")
+        assert differences
+        for line in differences:
+            assert any(name in line for name in expected) or (
+                line.startswith("columns") and any(column in line for column in nullable)
+            ), line
+
+        # Once the rows are fixed, the next finalize validates everything.
+        for v in violations:
+            key = ts_era.TS_COLUMNS[v.table][0]
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {}::text = %s").format(
+                    sql.Identifier(v.table), sql.Identifier(key)
+                ),
+                (v.id,),
+            )
+        assert finalize(conn) == {}
+        assert catalog_differences(catalog(conn), library_catalog) == []
+
+
+def test_a_killed_concurrent_index_build_is_rebuilt_on_rerun(
+    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    statements = adoption_statements()
+    target = next(i for i, s in enumerate(statements) if "diamonds_search_created_at_idx\nON" in s)
+    with connect(ts_url) as conn, psycopg.connect(ts_url) as blocker:
+        run_adoption(conn, statements[:target])
+        # An open writing transaction: the build registers its (invalid) index, then waits.
+        blocker.execute("LOCK TABLE diamonds IN ROW EXCLUSIVE MODE")
+        errors: list[BaseException] = []
+        pid = conn.info.backend_pid
+
+        def build() -> None:
+            try:
+                conn.execute(statements[target].encode())
+            except psycopg.Error as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=build)
+        thread.start()
+        with psycopg.connect(ts_url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                row = watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                if row is not None and row[0] == "Lock":
+                    break
+                time.sleep(0.01)  # polling the build's state
+            watcher.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        thread.join(30)
+        blocker.rollback()
+        assert errors, "the index build was not interrupted"
+    with connect(ts_url) as conn:
+        invalid = conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"
+        ).fetchall()
+        assert invalid == [("diamonds_search_created_at_idx",)]
+        assert drop_invalid_indexes(conn) == ["diamonds_search_created_at_idx"]
+        run_adoption(conn, statements)  # the runner re-runs the whole file
+        assert finalize(conn) == {}
+        assert catalog_differences(catalog(conn), library_catalog) == []
+
+
+def test_the_ts_schema_is_the_documented_one(diamond_db_server: Server) -> None:
+    with (
+        diamond_db_server.database("adopt_ts_schema", bootstrap=False) as url,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        ts_era.create_ts_schema(conn)
+        got = catalog(conn)
+        columns = {(t, c) for t, c, *_ in got["columns"]}
+        assert columns == {(t, c) for t, cs in ts_era.TS_COLUMNS.items() for c in cs}
+        assert len(got["columns"]) == 8 + 11 + 36 + 12 + 9 + 10 + 9 + 11
+        names = {name for _, name, *_ in got["constraints"]}
+        assert {
+            "diamonds_supplier_supplier_stone_id_key",
+            "worker_runs_run_id_partition_id_key",
+            "api_keys_key_hash_key",
+            "raw_diamonds_nivoda_supplier_stone_id_key",
+            "purchase_history_idempotency_key_key",
+            "hold_history_diamond_id_fkey",
+            "purchase_history_diamond_id_fkey",
+            "diamonds_rating_check",
+            "pricing_rules_rating_check",
+        } <= names
+        assert len(got["indexes"]) == 8 + 5 + 19  # primary keys, unique constraints, indexes
+        assert got["functions"] == []
+        assert got["triggers"] == []
+        rules = conn.execute("SELECT priority, markup_ratio, rating, active FROM pricing_rules")
+        assert [tuple(map(str, r)) for r in rules] == [("1000", "1.1500", "5", "True")]
+        # Filling it (indexes deferred, then re-created) leaves the same catalog.
+        counts = ts_era.fill_ts_data(conn, diamonds=500, seed=3)
+        assert counts["diamonds"] == 500
+        assert catalog(conn) == got
+
+
+def test_each_step_takes_the_table_locks_its_comment_names(
+    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    """Every step that can run inside a transaction is run in one, and the strongest lock it
+    then holds on each table must be named in its `-- locks:` line. (Index builds and drops,
+    the batched backfills and ANALYZE cannot: their locks are sampled by measure_adoption.py.)"""
+    with connect(ts_url) as conn:
+        audited = 0
+        for statement in adoption_statements():
+            body = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+            if "CONCURRENTLY" in body or "COMMIT;" in body or body.startswith("ANALYZE"):
+                conn.execute(statement.encode())
+                continue
+            with conn.transaction():
+                conn.execute(statement.encode())
+                held = table_locks(conn)
+            locks = next(line for line in step_comment(statement) if line.startswith("-- locks:"))
+            for table, mode in held.items():
+                assert f"{mode} on {table}" in locks, (locks, table, mode)
+            audited += 1
+        assert audited >= 24
+        assert finalize(conn) == {}
+        assert catalog_differences(catalog(conn), library_catalog) == []
+
+
+def test_squawk_has_nothing_left_to_say(tmp_path: Path) -> None:
+    squawk = shutil.which("squawk")
+    if squawk is None:
+        pytest.skip("squawk is not installed (pip install squawk-cli)")
+    done = subprocess.run(
+        [squawk, "--pg-version", "15", "--reporter", "gcc", str(ADOPTION_FILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    bodies = tmp_path / "do_bodies.sql"
+    statements = do_body_statements()
+    assert len(statements) >= 45
+    bodies.write_text("\n\n".join(statements) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [squawk, "--pg-version", "15", "--reporter", "gcc", "--exclude", DO_BODY_EXCLUSIONS,
+         str(bodies)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
