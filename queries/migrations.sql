@@ -225,7 +225,7 @@ classified AS (
             AND cardinality(candidate.column_names) = 1
             AND candidate.conname
             = candidate.table_name || '_' || candidate.column_names[1] || '_not_null'
-            AND candidate.definition
+            AND regexp_replace(candidate.definition, ' NOT VALID$', '')
             = 'CHECK ((' || quote_ident(candidate.column_names[1]) || ' IS NOT NULL))'
         ) AS not_null_helper
     FROM candidate

@@ -386,45 +386,6 @@ def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
         assert ts_era.snapshot(conn) == after
 
 
-def test_violating_rows_do_not_stop_the_file_and_are_reported(
-    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
-) -> None:
-    with connect(ts_url) as conn:
-        violations = ts_era.insert_violations(conn)
-        before = ts_era.snapshot(conn)
-        run_adoption(conn)
-        failed = finalize(conn)
-        expected: dict[str, set[str]] = {}
-        for v in violations:
-            expected.setdefault(ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)], set()).add(v.id)
-        assert set(failed) == set(expected)
-        tables = {ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)]: v.table for v in violations}
-        for constraint, ids in expected.items():
-            assert set(violating_rows(conn, tables[constraint], constraint)) == ids, constraint
-        # The violating rows are still there, unchanged (no NULL was converted in them).
-        assert ts_era.compare_snapshots(before, ts_era.snapshot(conn)) == []
-        # The unvalidated constraints are the only difference from the library's catalog.
-        differences = catalog_differences(catalog(conn), library_catalog)
-        nullable = ("('hold_history', 'diamond_id', ", "('purchase_history', 'diamond_id', ")
-        assert differences
-        for line in differences:
-            assert any(name in line for name in expected) or (
-                line.startswith("columns") and any(column in line for column in nullable)
-            ), line
-
-        # Once the rows are fixed, the next finalize validates everything.
-        for v in violations:
-            key = ts_era.TS_COLUMNS[v.table][0]
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE {}::text = %s").format(
-                    sql.Identifier(v.table), sql.Identifier(key)
-                ),
-                (v.id,),
-            )
-        assert finalize(conn) == {}
-        assert catalog_differences(catalog(conn), library_catalog) == []
-
-
 def test_a_killed_concurrent_index_build_is_rebuilt_on_rerun(
     ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
 ) -> None:
