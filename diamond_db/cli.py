@@ -410,10 +410,11 @@ def _print_plan(console: Console, plan: Plan) -> None:
         for number, step in enumerate(runs.steps(), start=1):
             estimate = step.estimate(plan.rows)
             total += estimate or 0.0
-            about = f"~{estimate:.1f} s" if estimate is not None else "catalog only"
-            console.print(f"-- step {number}: {about}; locks: {step.locks or 'see below'}")
+            about = f"~{estimate:.1f} s" if estimate is not None else "no estimate"
+            locks = step.locks or "see below"
+            console.print(f"-- step {number}: {about}; locks: {locks}", soft_wrap=True)
             console.print(step.sql, markup=False, highlight=False)
-        console.print(f"-- estimated total: ~{total:.0f} s from the tables' row counts")
+        console.print(f"-- estimated total: ~{total:,.1f} s from the tables' row counts")
     waiting = [c for c in plan.unfinished if not c.validated]
     if waiting or plan.pending:
         console.print(

@@ -63,8 +63,8 @@ DEFAULT_RETRIES = 3
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _NO_TRANSACTION = re.compile(r"^--\s*transaction:\s*none\s*$", re.MULTILINE)
-_LOCKS = re.compile(r"^--\s*locks:\s*(.+)$", re.MULTILINE)
-_COST = re.compile(r"^--\s*cost:\s*(\w+)\s+([\d_,.]+)\s*rows/s", re.MULTILINE)
+_FIELD = re.compile(r"^[\w-]+:")  # a `-- locks:` / `-- cost:` / `-- squawk-ignore` line
+_COST = re.compile(r"^--\s*cost:\s*(\w+)(?:\s+([\d_,.]+))?", re.MULTILINE)
 _MASKED_COLUMNS = frozenset({"key_hash"})
 _EXAMPLES = 10
 _LEASE = 30.0  # seconds a lease lasts without a heartbeat
@@ -84,14 +84,27 @@ class Step:
 
     @property
     def locks(self) -> str | None:
-        """The `-- locks:` line of the step's comment: what it locks, for how long."""
-        match = _LOCKS.search(self.comment)
-        return match[1].strip() if match else None
+        """The `-- locks:` paragraph of the step's comment: what it locks, for how long."""
+        lines = [line.removeprefix("--").strip() for line in self.comment.splitlines()]
+        for i, line in enumerate(lines):
+            if line.startswith("locks:"):
+                text = [line.removeprefix("locks:").strip()]
+                for more in lines[i + 1 :]:
+                    if not more or _FIELD.match(more):
+                        break
+                    text.append(more)
+                return " ".join(text)
+        return None
 
     def estimate(self, rows: dict[str, int]) -> float | None:
-        """Seconds this step should take, from `-- cost: TABLE N rows/s` and the row counts."""
+        """Seconds this step should take: `-- cost: TABLE N` (rows per second, measured)
+        and the table's row count; 0 for `-- cost: none`; None when not stated."""
         match = _COST.search(self.comment)
-        if match is None or match[1] not in rows:
+        if match is None:
+            return None
+        if match[1] == "none":
+            return 0.0
+        if match[2] is None or match[1] not in rows:
             return None
         rate = float(match[2].replace(",", "").replace("_", ""))
         return rows[match[1]] / rate if rate > 0 else None
