@@ -97,6 +97,13 @@ PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
 EXPLAIN_ANALYZE: Final = "EXPLAIN (ANALYZE, BUFFERS) "
 
 
+# The twelve clarity grades, best first: diamond_clarity_rank() in sql/bootstrap.sql
+# ranks them 1 ... 12 and any other grade 13 (a test holds the two to each other).
+CLARITY_GRADES: Final = (
+    "FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "SI3", "I1", "I2", "I3"
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     """One index range of a tiered sort key: its rows, and the keyset inside it.
@@ -145,6 +152,10 @@ def _is_not_none(value: Any) -> bool:
     return value is not None
 
 
+def _is_grade(value: Any) -> bool:
+    return value in CLARITY_GRADES
+
+
 def _plain(column: str, kind: type[Any], *, nullable: bool = False) -> SortKey:
     """A column sorted as it is; nullable: its non-NULL values, then its NULLs by id."""
     expr, after = f"d.{column}", "%(after_value)s"
@@ -157,24 +168,25 @@ def _plain(column: str, kind: type[Any], *, nullable: bool = False) -> SortKey:
     return SortKey(column, (expr,), (after,), kind, tiers)
 
 
+# sort_by clarity: the grades FL (best) ... I3 in grade order, then unknown grades
+# (rank 13) alphabetically, then NULL. Unknown grades are missing data, not grades
+# worse than I3: they come after the grades in both directions, as NULLs do. Three
+# ranges of diamonds_search_clarity_idx, on (diamond_clarity_rank(clarity), clarity,
+# id); `rank = 13` ascending, NULLS LAST, is false, true, NULL: the tiers in order.
 _RANK: Final = "diamond_clarity_rank(d.clarity)"
 _AFTER_CLARITY: Final = "%(after_value)s::TEXT"
 _AFTER_RANK: Final = f"diamond_clarity_rank({_AFTER_CLARITY})"
-# By grade (FL best ... I3), then unknown grades alphabetically: bootstrap.sql.
 _CLARITY: Final = SortKey(
     "clarity",
     (_RANK, "d.clarity"),
     (_AFTER_RANK, _AFTER_CLARITY),
     str,
     tiers=(
-        Tier(
-            (f"{_RANK} IS NOT NULL",),
-            (_RANK, "d.clarity"),
-            (_AFTER_RANK, _AFTER_CLARITY),
-            _is_not_none,
-        ),
+        Tier((f"{_RANK} < 13",), (_RANK, "d.clarity"), (_AFTER_RANK, _AFTER_CLARITY), _is_grade),
+        Tier((f"{_RANK} = 13",), ("d.clarity",), (_AFTER_CLARITY,), _is_not_none),
         Tier((f"{_RANK} IS NULL",), (), (), _is_none),
     ),
+    tier_order=(f"{_RANK} = 13",),
 )
 
 SORT_KEYS: Final[Mapping[str, SortKey]] = MappingProxyType(
