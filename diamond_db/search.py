@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -97,26 +97,97 @@ PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
 EXPLAIN_ANALYZE: Final = "EXPLAIN (ANALYZE, BUFFERS) "
 
 
+# The twelve clarity grades, best first: diamond_clarity_rank() in sql/bootstrap.sql
+# ranks them 1 ... 12 and any other grade 13 (a test holds the two to each other).
+CLARITY_GRADES: Final = (
+    "FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "SI3", "I1", "I2", "I3"
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One index range of a tiered sort key: its rows, and the keyset inside it.
+
+    `where` selects the range's rows; `exprs` and `after` are the terms before
+    `d.id` of its keyset condition (none: the range is ordered by id alone);
+    `holds(value)` says whether a cursor's last sort value lies in this range.
+    """
+
+    where: tuple[str, ...]
+    exprs: tuple[str, ...]
+    after: tuple[str, ...]
+    holds: Callable[[Any], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class SortKey:
     """How one sort_by value orders rows: SQL expressions, then `d.id` as the tie-break.
 
     `after` are the same expressions over the cursor's value (%(after_value)s),
     for the keyset condition (exprs..., d.id) > (after..., %(after_id)s).
-    `column` is the Diamond field the cursor carries; `nullable` keys are read in
-    two index ranges (non-NULL, then NULL) so that NULLs come last in both orders.
+    `column` is the Diamond field the cursor carries. A key with `tiers` is read
+    as that many index ranges, each in key order, the tiers in the same order in
+    both directions (a nullable key: non-NULL, then NULL). The rows read from them
+    are put back in that order by `tier_order` ASC NULLS LAST, then `exprs` NULLS
+    LAST (enough alone for a nullable key).
     """
 
     column: str
     exprs: tuple[str, ...]
     after: tuple[str, ...]
-    nullable: bool
     kind: type[Any]
+    tiers: tuple[Tier, ...] = ()
+    tier_order: tuple[str, ...] = ()
+
+    def tier_of(self, value: Any) -> int:
+        """The tier a cursor's last sort value lies in (the first that holds it)."""
+        return next(i for i, tier in enumerate(self.tiers) if tier.holds(value))
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_not_none(value: Any) -> bool:
+    return value is not None
+
+
+def _is_grade(value: Any) -> bool:
+    return value in CLARITY_GRADES
 
 
 def _plain(column: str, kind: type[Any], *, nullable: bool = False) -> SortKey:
-    return SortKey(column, (f"d.{column}",), ("%(after_value)s",), nullable, kind)
+    """A column sorted as it is; nullable: its non-NULL values, then its NULLs by id."""
+    expr, after = f"d.{column}", "%(after_value)s"
+    if not nullable:
+        return SortKey(column, (expr,), (after,), kind)
+    tiers = (
+        Tier((f"{expr} IS NOT NULL",), (expr,), (after,), _is_not_none),
+        Tier((f"{expr} IS NULL",), (), (), _is_none),
+    )
+    return SortKey(column, (expr,), (after,), kind, tiers)
 
+
+# sort_by clarity: the grades FL (best) ... I3 in grade order, then unknown grades
+# (rank 13) alphabetically, then NULL. Unknown grades are missing data, not grades
+# worse than I3: they come after the grades in both directions, as NULLs do. Three
+# ranges of diamonds_search_clarity_idx, on (diamond_clarity_rank(clarity), clarity,
+# id); `rank = 13` ascending, NULLS LAST, is false, true, NULL: the tiers in order.
+_RANK: Final = "diamond_clarity_rank(d.clarity)"
+_AFTER_CLARITY: Final = "%(after_value)s::TEXT"
+_AFTER_RANK: Final = f"diamond_clarity_rank({_AFTER_CLARITY})"
+_CLARITY: Final = SortKey(
+    "clarity",
+    (_RANK, "d.clarity"),
+    (_AFTER_RANK, _AFTER_CLARITY),
+    str,
+    tiers=(
+        Tier((f"{_RANK} < 13",), (_RANK, "d.clarity"), (_AFTER_RANK, _AFTER_CLARITY), _is_grade),
+        Tier((f"{_RANK} = 13",), ("d.clarity",), (_AFTER_CLARITY,), _is_not_none),
+        Tier((f"{_RANK} IS NULL",), (), (), _is_none),
+    ),
+    tier_order=(f"{_RANK} = 13",),
+)
 
 SORT_KEYS: Final[Mapping[str, SortKey]] = MappingProxyType(
     {
@@ -124,14 +195,7 @@ SORT_KEYS: Final[Mapping[str, SortKey]] = MappingProxyType(
         "supplier_price_cents": _plain("supplier_price_cents", int),
         "carats": _plain("carats", Decimal),
         "color": _plain("color", str, nullable=True),
-        # By grade (FL best ... I3), then unknown grades alphabetically: bootstrap.sql.
-        "clarity": SortKey(
-            "clarity",
-            ("diamond_clarity_rank(d.clarity)", "d.clarity"),
-            ("diamond_clarity_rank(%(after_value)s::TEXT)", "%(after_value)s::TEXT"),
-            True,
-            str,
-        ),
+        "clarity": _CLARITY,
         "price_per_carat_cents": _plain("price_per_carat_cents", int),
         "retail_price_cents": _plain("retail_price_cents", int, nullable=True),
         "rating": _plain("rating", int, nullable=True),
@@ -342,7 +406,7 @@ def _decode_cursor(search: DiamondSearch, cursor: str) -> _After:
 
 def _cursor_value(key: SortKey, value: object) -> Any:
     if value is None:
-        if not key.nullable:
+        if not key.tiers:
             raise ValidationError("cursor", "malformed cursor")
         return None
     if key.kind is datetime:
@@ -377,9 +441,11 @@ def _where(conditions: Sequence[str]) -> str:
     return "WHERE " + "\n    AND ".join(conditions) if conditions else ""
 
 
-def _order_by(key: SortKey, direction: str, *, nulls_last: bool = False) -> str:
-    nulls = " NULLS LAST" if nulls_last else ""
-    terms = [f"{expr} {direction}{nulls}" for expr in key.exprs]
+def _order_by(key: SortKey, direction: str, *, merged: bool = False) -> str:
+    """ORDER BY the key, then id: as its index reads it, or `merged` from its tiers' ranges."""
+    terms = [f"{term} ASC NULLS LAST" for term in key.tier_order] if merged else []
+    nulls = " NULLS LAST" if merged else ""
+    terms += [f"{expr} {direction}{nulls}" for expr in key.exprs]
     return "ORDER BY " + ", ".join([*terms, f"d.id {direction}"])
 
 
@@ -388,10 +454,13 @@ def _select(conditions: Sequence[str], key: SortKey, direction: str, limit: str)
     return "\n".join(part for part in parts if part)
 
 
-def _keyset(key: SortKey, direction: str) -> str:
+def _keyset(exprs: Sequence[str], after: Sequence[str], direction: str) -> str:
+    """The keyset condition: (exprs..., d.id) past (after..., the cursor's id)."""
     op = ">" if direction == "ASC" else "<"
-    left = ", ".join([*key.exprs, "d.id"])
-    right = ", ".join([*key.after, "%(after_id)s"])
+    if not exprs:
+        return f"d.id {op} %(after_id)s"
+    left = ", ".join([*exprs, "d.id"])
+    right = ", ".join([*after, "%(after_id)s"])
     return f"({left}) {op} ({right})"
 
 
@@ -407,35 +476,35 @@ def _page_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -
     tail = "LIMIT %(limit)s" + (" OFFSET %(offset)s" if offset else "")
     if offset:
         params["offset"] = offset
-    if not key.nullable:
-        return _select(where + ([_keyset(key, direction)] if after else []), key, direction, tail)
+    if not key.tiers:
+        keyset = [_keyset(key.exprs, key.after, direction)] if after else []
+        return _select(where + keyset, key, direction, tail)
     params["range_limit"] = search.limit + 1 + offset
-    return _nulls_last_page(key, direction, where, after, tail)
+    return _tiered_page(key, direction, where, after, tail)
 
 
-def _nulls_last_page(
+def _tiered_page(
     key: SortKey, direction: str, where: list[str], after: _After | None, tail: str
 ) -> str:
-    """A nullable key's page: the non-NULL rows in key order, then the NULL rows by id.
+    """A tiered key's page: each tier's rows in key order, tier after tier.
 
-    Each range is read from the (key, id) index (backwards for DESC) and cut at
-    limit + offset rows; the outer ORDER BY merges the two short lists. A cursor
-    that stopped among the NULLs skips the first range.
+    Each tier is one range of the key's index (read backwards for DESC), cut at
+    limit + offset rows; the outer ORDER BY puts the short lists in tier order.
+    A cursor page starts with the keyset inside the cursor's own tier and skips
+    the tiers before it.
     """
-    head = key.exprs[0]
+    first = 0 if after is None else key.tier_of(after.value)
     ranges = []
-    if after is None or after.value is not None:
-        keyset = [_keyset(key, direction)] if after else []
-        ranges.append([*where, f"{head} IS NOT NULL", *keyset])
-    op = ">" if direction == "ASC" else "<"
-    nulls_after = [f"d.id {op} %(after_id)s"] if after is not None and after.value is None else []
-    ranges.append([*where, f"{head} IS NULL", *nulls_after])
+    for number, tier in enumerate(key.tiers[first:], start=first):
+        starts_here = after is not None and number == first
+        keyset = [_keyset(tier.exprs, tier.after, direction)] if starts_here else []
+        ranges.append([*where, *tier.where, *keyset])
     selects = [
         "(\n" + textwrap.indent(_select(r, key, direction, "LIMIT %(range_limit)s"), "    ") + "\n)"
         for r in ranges
     ]
     union = "\n    UNION ALL\n".join(textwrap.indent(s, "    ") for s in selects)
-    order = _order_by(key, direction, nulls_last=True)
+    order = _order_by(key, direction, merged=True)
     return "\n".join(["SELECT d.*", "FROM (", union, ") AS d", order, tail])
 
 
@@ -466,7 +535,7 @@ def compose(search: DiamondSearch) -> RenderedQuery:
         return RenderedQuery(page, params)
     key = SORT_KEYS[search.sort_by]
     count = _count_sql(search, where, params)
-    order = _order_by(key, search.sort_order.upper(), nulls_last=True)
+    order = _order_by(key, search.sort_order.upper(), merged=True)
     sql = (
         "SELECT d.*, total.n AS search_total\n"
         f"FROM (\n{textwrap.indent(count, '    ')}\n) AS total\n"

@@ -1,7 +1,8 @@
 """search_diamonds against an independent Python oracle over the same seeded rows, and its plans.
 
 The plans section seeds 100,000 diamonds and checks with EXPLAIN that rows come from an
-index (README example, deep cursor pages), never from a sequential scan of diamonds.
+index (README example, deep cursor pages, every clarity tier), never from a sequential scan
+of diamonds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import base64
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -17,7 +19,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from helpers import fetch_dicts
+from helpers import fetch, fetch_dicts, scalar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
@@ -33,14 +35,15 @@ from diamond_db import (
 )
 from diamond_db._server import Server
 from diamond_db.records import Diamond
-from diamond_db.search import SORT_KEYS
+from diamond_db.search import CLARITY_GRADES, SORT_KEYS
 
 Row = dict[str, Any]
 
 SHAPES = ["ROUND", "ROUND", "ROUND", "OVAL", "PRINCESS", "PEAR", "CUSHION"]
 COLORS = [*"DEFGHIJK", None]
 GRADES = ["FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "SI3", "I1", "I2", "I3"]
-CLARITIES = [*GRADES, "N/A", "AA", None]
+UNKNOWN_GRADES = ["N/A", "AA", "vs1"]  # "vs1": a grade's spelling is exact, case included
+CLARITIES = [*GRADES, *UNKNOWN_GRADES, None]
 FINISHES = ["EX", "VG", "GD", None]
 FLUORESCENCES = ["NON", "FNT", "MED", None]
 LABS = ["GIA", "IGI", "HRD", None]
@@ -149,24 +152,34 @@ def _matches(row: Row, f: dict[str, Any]) -> bool:
     return True
 
 
-def _sort_value(row: Row, sort_by: str) -> tuple[Any, ...]:
-    value = row[sort_by]
-    if sort_by == "clarity":
-        return (GRADES.index(value) if value in GRADES else len(GRADES), value)
-    return (value,)
+def _tier(value: Any, sort_by: str) -> int:
+    """Where a sort value goes in both directions: 0 first, 1 unknown clarity grades, 2 NULL."""
+    if value is None:
+        return 2
+    return 1 if sort_by == "clarity" and value not in GRADES else 0
+
+
+def _sort_value(value: Any, sort_by: str) -> Any:
+    return GRADES.index(value) if sort_by == "clarity" and value in GRADES else value
 
 
 def oracle(rows: Sequence[Row], **f: Any) -> list[UUID]:
-    """The ids a search must return, in order: filters, sort, NULLs last, ties by id."""
+    """The ids a search must return, in order: filters, then sort values (ties by id) in the
+    sort's direction, except that unknown clarity grades and then NULLs come last both ways."""
     sort_by = f.get("sort_by", "created_at")
     reverse = f.get("sort_order", "desc") == "desc"
     live = [r for r in rows if r["status"] == "active" and _matches(r, f)]
-    present = [r for r in live if r[sort_by] is not None]
-    present.sort(key=lambda r: (_sort_value(r, sort_by), r["id"]), reverse=reverse)
-    missing = sorted(
-        (r for r in live if r[sort_by] is None), key=lambda r: r["id"], reverse=reverse
-    )
-    return [r["id"] for r in present + missing]
+    tiers: list[list[Row]] = [[], [], []]
+    for r in live:
+        tiers[_tier(r[sort_by], sort_by)].append(r)
+    ordered: list[Row] = []
+    for number, tier in enumerate(tiers):
+        if number == 2:  # every value NULL: by id alone
+            tier.sort(key=lambda r: r["id"], reverse=reverse)
+        else:
+            tier.sort(key=lambda r: (_sort_value(r[sort_by], sort_by), r["id"]), reverse=reverse)
+        ordered += tier
+    return [r["id"] for r in ordered]
 
 
 def ids(page: Page[Diamond]) -> list[UUID]:
@@ -184,7 +197,10 @@ async def walk(db: Database, *, by_cursor: bool, **f: Any) -> list[Page[Diamond]
     return pages
 
 
-async def check_walk(db: Database, rows: Sequence[Row], *, by_cursor: bool, **f: Any) -> None:
+async def check_walk(
+    db: Database, rows: Sequence[Row], *, by_cursor: bool, **f: Any
+) -> list[Page[Diamond]]:
+    """Walk every page of a search and check them against the oracle; the pages."""
     expected = oracle(rows, **f)
     pages = await walk(db, by_cursor=by_cursor, **f)
     limit = f.get("limit", 50)
@@ -194,6 +210,7 @@ async def check_walk(db: Database, rows: Sequence[Row], *, by_cursor: bool, **f:
         assert (p.total, p.total_is_exact, p.limit) == (len(expected), True, limit)
         assert p.total_pages == -(-len(expected) // limit)
     assert len(pages) == max(1, -(-len(expected) // limit))
+    return pages
 
 
 # -- filters -------------------------------------------------------------------
@@ -299,6 +316,64 @@ async def test_cursor_pages_equal_offset_pages(db: Database) -> None:
     assert [p.next_cursor for p in by_offset] == [p.next_cursor for p in by_cursor]
     assert by_cursor[-1].next_cursor is None
     assert len(by_cursor) > 3
+
+
+def cursor_value(cursor: str) -> Any:
+    """The last sort value a cursor carries (it is opaque to callers, not to these tests)."""
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["v"]
+
+
+async def test_clarity_desc_starts_with_the_worst_real_grade(db: Database, rows: list[Row]) -> None:
+    """Worst first means I3 first: unknown grades are missing data, not grades below I3."""
+    page = await db.search_diamonds(sort_by="clarity", sort_order="desc", limit=20)
+    assert {d.clarity for d in page.items} == {"I3"}
+    assert ids(page) == oracle(rows, sort_by="clarity", sort_order="desc")[:20]
+    best = await db.search_diamonds(sort_by="clarity", sort_order="asc", limit=20)
+    assert {d.clarity for d in best.items} == {"FL"}
+
+
+@pytest.mark.parametrize("sort_order", ["asc", "desc"])
+async def test_clarity_tiers_known_then_unknown_then_null(
+    db: Database, rows: list[Row], sort_order: str
+) -> None:
+    """Grades in order, then unknown grades, then NULLs, in both directions; walked at small
+    limits by cursor (one stops on every row, so on each tier's last row too) and by offset."""
+    f: dict[str, Any] = {"sort_by": "clarity", "sort_order": sort_order, "shape": "PEAR"}
+    expected = oracle(rows, **f)
+    clarity = {r["id"]: r["clarity"] for r in rows}
+    values = [clarity[i] for i in expected]
+    tiers = [_tier(v, "clarity") for v in values]
+    assert tiers == sorted(tiers)
+    assert set(tiers) == {0, 1, 2}
+    desc = sort_order == "desc"
+    known = [GRADES.index(v) for v in values if v in GRADES]
+    assert known == sorted(known, reverse=desc)
+    unknown = [v for v in values if _tier(v, "clarity") == 1]
+    assert unknown == sorted(unknown, reverse=desc)
+    for limit in (2, 5):
+        await check_walk(db, rows, by_cursor=True, limit=limit, **f)
+        await check_walk(db, rows, by_cursor=False, limit=limit, **f)
+    await check_walk(db, rows, by_cursor=False, limit=1, **f)
+    pages = await check_walk(db, rows, by_cursor=True, limit=1, **f)
+    stops = [cursor_value(p.next_cursor) for p in pages if p.next_cursor is not None]
+    assert stops == values[:-1]  # a cursor stopped on every row, in each of the three tiers
+
+
+def test_clarity_grades_agree_with_the_sql_function(search_url: str) -> None:
+    """CLARITY_GRADES, which puts a cursor in its tier, ranks as diamond_clarity_rank() does."""
+    assert tuple(GRADES) == CLARITY_GRADES
+    probes = [*CLARITY_GRADES, *UNKNOWN_GRADES, "VS1 ", " FL", "I4", "", None]
+    ranks = fetch(
+        search_url,
+        "SELECT diamond_clarity_rank(v) FROM unnest(%s::TEXT[]) WITH ORDINALITY AS t (v, n)"
+        " ORDER BY n",
+        probes,
+    )
+    assert [rank for (rank,) in ranks] == [*range(1, 13), *[13] * 7, None]  # 13: unknown
+    definition = scalar(
+        search_url, "SELECT pg_get_functiondef('diamond_clarity_rank(TEXT)'::REGPROCEDURE)"
+    )
+    assert re.findall(r"'([^']*)'::text", definition) == list(CLARITY_GRADES)
 
 
 async def test_default_sort_and_limit_cap(db: Database, rows: list[Row]) -> None:
@@ -557,7 +632,7 @@ def test_random_searches_match_the_oracle(search_url: str, rows: list[Row]) -> N
 PLAN_ROWS = 100_000
 
 # One statement, realistic distributions; about 3% soft-deleted, 3% NULL colours and
-# clarities, 10% NULL retail prices, 20% NULL ratings.
+# clarities, 2% unknown clarity grades, 10% NULL retail prices, 20% NULL ratings.
 SEED = """
 INSERT INTO diamonds (
     supplier_stone_id, offer_id, shape, carats, color, clarity, cut, polish, symmetry,
@@ -587,6 +662,7 @@ FROM (
                 ELSE (ARRAY['D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M'])
                     [1 + floor(random() * 10)::INT] END AS color,
             CASE WHEN random() < 0.03 THEN NULL
+                WHEN random() < 0.02 THEN (ARRAY['N/A', 'SI', 'I4'])[1 + floor(random() * 3)::INT]
                 ELSE (ARRAY['FL', 'IF', 'VVS1', 'VVS2', 'VS1', 'VS2', 'SI1', 'SI2', 'SI3',
                     'I1', 'I2', 'I3'])[1 + floor(random() * 12)::INT] END AS clarity,
             (ARRAY['EX', 'EX', 'VG', 'GD'])[1 + floor(random() * 4)::INT] AS cut,
@@ -677,4 +753,48 @@ async def test_nullable_sorts_read_index_ranges(
     nodes = plan_nodes(seeded_url, render_search(**search, cursor=cursor))
     scans = [n for n in nodes if n.get("Relation Name") == "diamonds"]
     assert {n["Node Type"] for n in scans} == {"Index Scan"}
-    assert sum(n["Actual Rows"] for n in scans) <= 2 * 51
+    assert sum(n["Actual Rows"] for n in scans) <= len(SORT_KEYS[sort_by].tiers) * 51
+
+
+CLARITY_TIERS = {  # the rows of each tier of the clarity sort, in order
+    "known": "diamond_clarity_rank(clarity) < 13",
+    "unknown": "diamond_clarity_rank(clarity) = 13",
+    "null": "clarity IS NULL",
+}
+
+
+@pytest.mark.parametrize("sort_order", ["desc", "asc"])
+async def test_clarity_pages_are_index_ranges_in_every_tier(
+    seeded_url: str, sort_order: str
+) -> None:
+    """Page 1 and cursor pages among unknown grades and among NULLs, both directions: each
+    tier still to read is one range of the clarity index holding ~a page, nothing sorts all
+    matches."""
+    search: dict[str, Any] = {"sort_by": "clarity", "sort_order": sort_order, "count": "none"}
+    live = "SELECT count(*) FROM diamonds WHERE status = 'active' AND "
+    sizes = {tier: scalar(seeded_url, live + where) for tier, where in CLARITY_TIERS.items()}
+    assert min(sizes.values()) > 1000
+    middle_of_unknown = (sizes["known"] + sizes["unknown"] // 2) // 50
+    middle_of_nulls = (sizes["known"] + sizes["unknown"] + sizes["null"] // 2) // 50
+    async with Database(seeded_url, min_size=1) as db:
+        first = await db.search_diamonds(**search)
+        among_unknown = (await db.search_diamonds(**search, page=middle_of_unknown)).next_cursor
+        among_nulls = (await db.search_diamonds(**search, page=middle_of_nulls)).next_cursor
+    assert {d.clarity for d in first.items} == {"I3" if sort_order == "desc" else "FL"}
+    assert among_unknown is not None
+    assert among_nulls is not None
+    assert cursor_value(among_unknown) in {"N/A", "SI", "I4"}
+    assert cursor_value(among_nulls) is None
+    for cursor, tiers in [(None, 3), (among_unknown, 2), (among_nulls, 1)]:
+        nodes = plan_nodes(seeded_url, render_search(**search, cursor=cursor))
+        scans = [n for n in nodes if n.get("Relation Name") == "diamonds"]
+        assert len(scans) == tiers, scans  # a cursor page skips the tiers before its own
+        assert {n["Node Type"] for n in scans} == {"Index Scan"}
+        assert {n["Index Name"] for n in scans} == {"diamonds_search_clarity_idx"}
+        direction = "Backward" if sort_order == "desc" else "Forward"
+        assert {n["Scan Direction"] for n in scans} == {direction}
+        assert sum(n["Actual Rows"] for n in scans) <= tiers * 51
+        for sort in (n for n in nodes if n["Node Type"] == "Sort"):  # merges short lists only
+            assert sum(child["Actual Rows"] for child in sort["Plans"]) <= tiers * 51
+        if cursor is among_unknown:  # it starts in the index, past the cursor: no OFFSET
+            assert any("ROW(clarity, id)" in n["Index Cond"] for n in scans), scans
