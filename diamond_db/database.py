@@ -329,10 +329,20 @@ class Database(Operations):
 
     @asynccontextmanager
     async def _acquire(self, pool: Pool) -> AsyncIterator[Connection]:
+        """A connection for one operation or transaction, handed back when it ends.
+
+        A task cancelled while it waited gets CancelledError and sends nothing, even
+        when the wait swallowed the cancellation (psycopg_pool's asyncio.wait_for on
+        Python 3.11, CPython gh-86296): a cancel request counted meanwhile re-raises.
+        """
         if pool.closed:
             await self.open()
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         conn = await self._checkout(pool)
         try:
+            if task is not None and task.cancelling() > cancelling:
+                raise asyncio.CancelledError
             yield conn
         finally:
             if conn.broken:  # lost mid-use: its idle siblings probably died with it
