@@ -27,12 +27,16 @@ BASE_PRICE = diamond("x").supplier_price_cents
 
 
 async def _until_queued(db: Database, waiting: int) -> None:
-    """Let other tasks run until `waiting` callers wait in the pool's queue."""
-    for _ in range(10_000):
-        if db.pool.get_stats().get("requests_waiting", 0) >= waiting:
+    """Yield to the loop, one iteration at a time, until `waiting` callers are queued.
+
+    Checked every iteration, so the caller resumes in the iteration where the pool's
+    queue reached that length (with 0: where it handed its last waiter a connection).
+    """
+    for _ in range(100_000):
+        if db.pool.get_stats().get("requests_waiting", 0) == waiting:
             return
         await asyncio.sleep(0)
-    raise AssertionError(f"{waiting} callers never queued for a connection")
+    raise AssertionError(f"the pool's queue never had {waiting} callers")
 
 
 async def _statement(db: Database, target: UUID, run_id: UUID) -> None:
@@ -66,16 +70,25 @@ async def test_a_call_cancelled_as_the_pool_hands_it_a_connection_sends_nothing(
     async with Database(diamond_db_url, min_size=1, max_size=1, on_query=events.append) as db:
         target = (await db.upsert_diamond(diamond("handoff"))).id
         run = await db.create_run_metadata("full", 1)
-        async with db.transaction() as tx:  # holds the only connection
-            await tx.get_run_metadata(run.run_id)
-            waiter = asyncio.create_task(HANDOFF_CALLS[call](db, target, run.run_id))
-            await _until_queued(db, 1)
-            sent = len(events)
-        # The transaction's end just handed its connection to the waiter, whose wake-up is
-        # queued: the cancellation arrives in the same loop iteration.
-        waiter.cancel()
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction() as tx:  # holds the only connection
+                await tx.get_run_metadata(run.run_id)
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await holding.wait()
+        waiter = asyncio.create_task(HANDOFF_CALLS[call](db, target, run.run_id))
+        await _until_queued(db, 1)
+        sent = len(events)
+        release.set()  # the holder commits and hands its connection to the waiter ...
+        await _until_queued(db, 0)
+        waiter.cancel()  # ... which is cancelled in that very loop iteration
         with pytest.raises(asyncio.CancelledError):
             await waiter
+        await holder
         assert [e.name for e in events[sent:]] == [], "the cancelled call sent statements"
         # The connection went back to the pool: the next call gets it at once.
         assert await asyncio.wait_for(db.get_run_metadata(run.run_id), 2) == run
@@ -93,3 +106,26 @@ async def test_a_call_cancelled_as_the_pool_hands_it_a_connection_sends_nothing(
         )
         == 0
     )
+
+
+async def test_a_connection_handed_back_as_its_caller_is_cancelled_is_not_lost(
+    diamond_db_url: str,
+) -> None:
+    """Every operation ends with Pool.put_back; a cancellation landing there must not leak.
+
+    On Python 3.11 handing a connection to a client that queued in the same loop iteration
+    waits for that client's lock: a plain putconn() cancelled there loses the connection
+    (the pool counts it, nobody can get it; the queued client times out).
+    """
+    reset_database(diamond_db_url)
+    async with Database(diamond_db_url, min_size=1, max_size=1, timeout=2) as db:
+        run = await db.create_run_metadata("full", 1)
+        conn = await db.pool.getconn()  # the only connection, as an operation holds it
+        waiter = asyncio.create_task(db.get_run_metadata(run.run_id))  # queues for it
+        returner = asyncio.create_task(db.pool.put_back(conn))  # the operation ends
+        await asyncio.sleep(0)  # both run: the waiter queues, the returner hands it over
+        returner.cancel()  # as the task returning it is cancelled
+        await asyncio.gather(returner, return_exceptions=True)
+        assert await waiter == run
+        stats = db.pool.get_stats()
+        assert stats["pool_size"] == stats["pool_available"] == 1, f"{stats}"
