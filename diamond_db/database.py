@@ -253,7 +253,7 @@ class Database(Operations):
             except psycopg.errors.UndefinedTable:
                 row = ([],)
         finally:
-            await self.pool.putconn(conn)
+            await self.pool.put_back(conn)
         applied: list[str] = row[0] if row else []
         check_versions(applied)
 
@@ -353,10 +353,10 @@ class Database(Operations):
         when the wait swallowed the cancellation (psycopg_pool's asyncio.wait_for on
         Python 3.11, CPython gh-86296): a cancel request counted meanwhile re-raises.
         """
-        if pool.closed:
-            await self.open()
         task = asyncio.current_task()
         cancelling = task.cancelling() if task is not None else 0
+        if pool.closed:
+            await self.open()
         conn = await self._checkout(pool)
         try:
             if task is not None and task.cancelling() > cancelling:
