@@ -63,6 +63,7 @@ class Pool(AsyncConnectionPool[Connection]):
         self.retry_delay = retry_delay
         self._sweeper: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[psycopg.OperationalError | None] | None = None
+        self._returning: set[asyncio.Future[None]] = set()
 
     async def schedule_task(self, task: Any, delay: float) -> None:
         if _AddConnection is not None and isinstance(task, _AddConnection):
@@ -106,6 +107,23 @@ class Pool(AsyncConnectionPool[Connection]):
             return error
         await conn.close()
         return None
+
+    async def put_back(self, conn: Connection) -> None:
+        """`putconn`, finished even if the caller is cancelled meanwhile.
+
+        Handing a connection to a queued client can wait for that client's lock (on
+        Python 3.11 for a loop iteration), and a cancellation there loses the connection
+        for good (the pool still counts it). So unless putconn cannot wait (an idle
+        connection, an open pool, no client queued), it runs shielded in a task of its own.
+        """
+        idle = conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if idle and not self.closed and not getattr(self, "_waiting", True):
+            await self.putconn(conn)
+            return
+        returning = asyncio.ensure_future(self.putconn(conn))
+        self._returning.add(returning)  # the loop keeps only weak references to tasks
+        returning.add_done_callback(self._returning.discard)
+        await asyncio.shield(returning)
 
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (the base signature)
         for task in (self._sweeper, self._prober):
@@ -235,7 +253,7 @@ class Database(Operations):
             except psycopg.errors.UndefinedTable:
                 row = ([],)
         finally:
-            await self.pool.putconn(conn)
+            await self.pool.put_back(conn)
         applied: list[str] = row[0] if row else []
         check_versions(applied)
 
@@ -329,15 +347,25 @@ class Database(Operations):
 
     @asynccontextmanager
     async def _acquire(self, pool: Pool) -> AsyncIterator[Connection]:
+        """A connection for one operation or transaction, handed back when it ends.
+
+        A task cancelled while it waited gets CancelledError and sends nothing, even
+        when the wait swallowed the cancellation (psycopg_pool's asyncio.wait_for on
+        Python 3.11, CPython gh-86296): a cancel request counted meanwhile re-raises.
+        """
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         if pool.closed:
             await self.open()
         conn = await self._checkout(pool)
         try:
+            if task is not None and task.cancelling() > cancelling:
+                raise asyncio.CancelledError
             yield conn
         finally:
             if conn.broken:  # lost mid-use: its idle siblings probably died with it
                 pool.sweep()
-            await pool.putconn(conn)
+            await pool.put_back(conn)
 
     async def _checkout(self, pool: Pool) -> Connection:
         """A live connection within the connect timeout, or an error that says why not.
