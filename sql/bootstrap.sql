@@ -33,8 +33,8 @@ DO $guard$
 DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
-        '0004 8d111bc5b7a2b52b866b0a484c055511e2e591f40d717fdb6a58b8da945cc0e7',
-        '0005 0a7a215ad85baf6fa7ed33bf97e2f67adfe6e5e5f55ed49c5238e97455d33722'
+        '0004 a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
+        '0005 cd9c94fabff89de6cb7232e74d0a727246e4d09a004e1d3c631ed33ce148ff86'
     ];
     recorded TEXT[];
 BEGIN
@@ -475,14 +475,14 @@ VALUES
 (
     '0004',
     'checkout',
-    '8d111bc5b7a2b52b866b0a484c055511e2e591f40d717fdb6a58b8da945cc0e7',
+    'a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
     0,
     'sql/bootstrap.sql'
 ),
 (
     '0005',
     'checkout_indexes',
-    '0a7a215ad85baf6fa7ed33bf97e2f67adfe6e5e5f55ed49c5238e97455d33722',
+    'cd9c94fabff89de6cb7232e74d0a727246e4d09a004e1d3c631ed33ce148ff86',
     0,
     'sql/bootstrap.sql'
 )
