@@ -447,6 +447,15 @@ async def test_unknown_orders_and_sessions_get_none(diamond_db: Database, diamon
     assert await diamond_db.record_supplier_order(purchase.id, supplier_order_id="so") is None
 
 
+async def test_update_purchase_status_leaves_a_checkout_order_alone(
+    diamond_db: Database, diamond_db_url: str, diamond: UUID
+) -> None:
+    order = await open_order(diamond_db, diamond)
+    before = stored(diamond_db_url, order.id)
+    assert await diamond_db.update_purchase_status(order.id, "confirmed", "so_1") is None
+    assert stored(diamond_db_url, order.id) == before
+
+
 async def test_a_second_session_is_not_attached(
     diamond_db: Database, diamond_db_url: str, diamond: UUID
 ) -> None:
