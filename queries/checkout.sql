@@ -288,16 +288,6 @@ SELECT *
 FROM purchase_history
 WHERE checkout_session_id = :session_id;
 
--- name: get_checkout_by_idempotency_key(idempotency_key)^
--- The purchase or order stored under an idempotency key, for a replayed
--- create_checkout. Marked writer so it reads the primary (see
--- get_purchase_by_idempotency_key).
--- role: writer
--- record: PurchaseHistory
-SELECT *
-FROM purchase_history
-WHERE idempotency_key = :idempotency_key;
-
 -- name: list_orders(status, payment_status, order_status, since, after_created_at, after_id, row_limit)
 -- Checkout orders, newest first, each filter ignored when NULL; keyset-paged:
 -- a page starts after (after_created_at, after_id), the previous page's last

@@ -34,7 +34,7 @@ DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0004 a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
-        '0005 cd9c94fabff89de6cb7232e74d0a727246e4d09a004e1d3c631ed33ce148ff86'
+        '0005 51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6'
     ];
     recorded TEXT[];
 BEGIN
@@ -482,7 +482,7 @@ VALUES
 (
     '0005',
     'checkout_indexes',
-    'cd9c94fabff89de6cb7232e74d0a727246e4d09a004e1d3c631ed33ce148ff86',
+    '51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6',
     0,
     'sql/bootstrap.sql'
 )

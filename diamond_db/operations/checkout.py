@@ -136,7 +136,7 @@ class CheckoutOperations(Executor):
         # second statement's snapshot can see), or the diamond is not available.
         stored = await self._one(
             PurchaseHistory,
-            "get_checkout_by_idempotency_key",
+            "get_purchase_by_idempotency_key",  # reads the primary
             idempotency_key=params["idempotency_key"],
         )
         if stored is None:
