@@ -107,3 +107,22 @@ update_hold_status = default_database.update_hold_status
 create_purchase_history = default_database.create_purchase_history
 get_purchase_by_idempotency_key = default_database.get_purchase_by_idempotency_key
 update_purchase_status = default_database.update_purchase_status
+
+# -- checkout ----------------------------------------------------------------
+attach_checkout_session = default_database.attach_checkout_session
+create_checkout = default_database.create_checkout
+get_order = default_database.get_order
+get_order_by_number = default_database.get_order_by_number
+get_order_by_session = default_database.get_order_by_session
+get_orders_needing_attention = default_database.get_orders_needing_attention
+list_holds = default_database.list_holds
+list_orders = default_database.list_orders
+record_checkout_expired = default_database.record_checkout_expired
+record_payment = default_database.record_payment
+record_supplier_order = default_database.record_supplier_order
+record_supplier_order_failed = default_database.record_supplier_order_failed
+
+# -- exchange rates ----------------------------------------------------------
+convert_cents = default_database.convert_cents
+get_exchange_rate = default_database.get_exchange_rate
+upsert_exchange_rate = default_database.upsert_exchange_rate

@@ -4,7 +4,9 @@ A scheduler creates a run; several workers store raw supplier payloads
 concurrently and bump the run's atomic counter, which tells the last one;
 that worker starts the consolidators, which claim raw rows (SKIP LOCKED),
 price them with the pricing rules and upsert them into `diamonds`. Then the
-API's side: searches, a hold, an idempotent purchase. Every step goes through
+API's side: searches, a hold, an idempotent purchase, and a checkout walked
+through payment and supplier order, its payment webhook replayed to show it
+changes nothing. Every step goes through
 the library's own operations; the summary is re-read from the database.
 """
 
@@ -29,7 +31,7 @@ from ._server import throwaway_database
 from .database import Database
 from .errors import DiamondDBError
 from .presentation import bulk_settings, print_page, where
-from .records import Diamond, PricingRule
+from .records import Diamond, PricingRule, PurchaseHistory
 from .synthetic import batched, diamond_from_payload, priced, raw_input, raw_payloads
 
 RAW_PAGE: int = 1_000
@@ -120,6 +122,10 @@ class DemoSummary:
     rival_hold_refused: bool = False
     purchase_id: uuid.UUID | None = None
     purchase_replayed_same: bool = False
+    order_number: str = ""
+    order: PurchaseHistory | None = None
+    order_diamond: Diamond | None = None
+    webhook_replay_changed_nothing: bool = False
     seconds: float = 0.0
 
 
@@ -240,6 +246,11 @@ async def run_demo(
         summary.searches.append((title, page))
     console.print("[bold]4.[/] a hold, a rival hold, and a purchase retried with its key")
     await _hold_and_buy(db, summary)
+    console.print(
+        "[bold]5.[/] a checkout: converted to EUR, paid, supplier order placed; "
+        "the payment webhook replayed"
+    )
+    await _checkout(db, summary)
     await _reread(db, summary)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -283,6 +294,34 @@ async def _hold_and_buy(db: Database, summary: DemoSummary) -> None:
     summary.purchase_replayed_same = replay.id == first.id
 
 
+async def _checkout(db: Database, summary: DemoSummary) -> None:
+    """Sell another available stone through the checkout, replaying its payment webhook."""
+    page = await db.search_diamonds(availability="available", sort_by="carats", limit=1)
+    if not page.items:
+        return
+    target = page.items[0]
+    today = datetime.now(UTC).date()
+    await db.upsert_exchange_rate("USD", "EUR", Decimal("0.9213"), today)
+    usd = target.retail_price_cents or target.supplier_price_cents
+    order = await db.create_checkout(
+        target.id,
+        supplier=target.supplier,
+        offer_id=target.offer_id,
+        amount_cents=await db.convert_cents(usd, "USD", "EUR"),
+        currency="EUR",
+        idempotency_key=f"demo-checkout-{summary.run_id}",
+    )
+    if order is None or order.order_number is None:
+        return
+    summary.order_number = order.order_number
+    session = f"cs_demo_{order.id.hex[:12]}"
+    await db.attach_checkout_session(order.id, session)
+    paid = await db.record_payment(session, payment_intent_id="pi_demo")
+    replayed = await db.record_payment(session, payment_intent_id="pi_demo")  # at least once
+    summary.webhook_replay_changed_nothing = paid is not None and replayed == paid
+    await db.record_supplier_order(order.id, supplier_order_id=f"so-{order.order_number}")
+
+
 async def _reread(db: Database, summary: DemoSummary) -> None:
     """Fill the summary's counts from the database itself."""
     assert summary.run_id is not None
@@ -298,6 +337,10 @@ async def _reread(db: Database, summary: DemoSummary) -> None:
     purchase = await db.get_purchase_by_idempotency_key(f"demo-purchase-{summary.run_id}")
     if purchase is not None:
         summary.held = await db.get_diamond_by_id(purchase.diamond_id)
+    if summary.order_number:
+        summary.order = await db.get_order_by_number(summary.order_number)
+        if summary.order is not None:
+            summary.order_diamond = await db.get_diamond_by_id(summary.order.diamond_id)
 
 
 async def _on(url: str, options: DemoOptions, console: Console, progress: Progress) -> DemoSummary:
@@ -333,6 +376,25 @@ def run_throwaway(options: DemoOptions, console: Console, progress: Progress) ->
     return summary
 
 
+def _checkout_rows(summary: DemoSummary) -> list[tuple[str, str]]:
+    order, stone = summary.order, summary.order_diamond
+    if order is None:
+        return [("checkout order", "")]
+    return [
+        ("checkout order", f"{order.order_number}"),
+        ("checkout state", f"{order.status} / {order.payment_status} / {order.order_status}"),
+        ("checkout amount", f"{order.amount_cents:,} {order.currency} cents"),
+        (
+            "checkout diamond",
+            "" if stone is None else f"{stone.supplier_stone_id} ({stone.availability})",
+        ),
+        (
+            "replayed webhook changed nothing",
+            "yes" if summary.webhook_replay_changed_nothing else "no",
+        ),
+    ]
+
+
 def print_summary(console: Console, summary: DemoSummary) -> None:
     """The searches as tables, then one line per fact."""
     for title, page in summary.searches:
@@ -363,6 +425,7 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
             "purchase replay returned the same row",
             "yes" if summary.purchase_replayed_same else "no",
         ),
+        *_checkout_rows(summary),
         ("seconds", f"{summary.seconds:.1f}"),
     ]
     for fact, value in rows:

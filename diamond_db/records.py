@@ -8,9 +8,9 @@ All are frozen and slotted: cheap to build, safe to share between tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 Availability = Literal["available", "on_hold", "sold", "unavailable"]
@@ -20,8 +20,13 @@ RunType = Literal["full", "incremental"]
 WorkerStatus = Literal["running", "completed", "failed"]
 HoldStatus = Literal["active", "expired", "released"]
 PurchaseStatus = Literal["pending", "confirmed", "failed"]
+# The checkout's order (purchase_history.status of an order made by create_checkout).
+CheckoutStatus = Literal["pending_payment", "paid", "confirmed", "expired"]
+PaymentStatus = Literal["pending", "paid", "expired"]
+SupplierOrderStatus = Literal["not_attempted", "pending", "placed", "failed", "conflict"]
 
 JSONObject = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,11 +239,45 @@ class PurchaseHistory:
     supplier_order_id: str | None
     offer_id: str
     idempotency_key: str
-    status: PurchaseStatus
+    status: PurchaseStatus | CheckoutStatus
     reference: str | None
     comments: str | None
     created_at: datetime
     updated_at: datetime
+    # The checkout's fields (None for a purchase made by create_purchase_history).
+    order_number: str | None
+    payment_status: PaymentStatus | None
+    order_status: SupplierOrderStatus | None
+    checkout_session_id: str | None
+    payment_intent_id: str | None
+    amount_cents: int | None
+    currency: str | None
+    order_error: str | None
+    paid_at: datetime | None
+    expired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeRate:
+    """One day's rate from a base to a target currency (table `exchange_rates`).
+
+    One unit of `base_currency` is worth `rate` units of `target_currency`.
+    """
+
+    base_currency: str
+    target_currency: str
+    rate_date: date
+    rate: Decimal
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetPage(Generic[T]):
+    """One page of a newest-first listing; `next_cursor` continues it (None on the last page)."""
+
+    items: list[T]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

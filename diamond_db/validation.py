@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -25,6 +25,12 @@ RUN_TYPES: Final = ("full", "incremental")
 WORKER_STATUSES: Final = ("running", "completed", "failed")
 HOLD_STATUSES: Final = ("active", "expired", "released")
 PURCHASE_STATUSES: Final = ("pending", "confirmed", "failed")
+CHECKOUT_STATUSES: Final = ("pending_payment", "paid", "confirmed", "expired")
+PAYMENT_STATUSES: Final = ("pending", "paid", "expired")
+SUPPLIER_ORDER_STATUSES: Final = ("not_attempted", "pending", "placed", "failed", "conflict")
+# exchange_rates.rate is NUMERIC(20, 10).
+RATE_PLACES: Final = 10
+RATE_LIMIT: Final = Decimal(10) ** 10
 
 INT4_MAX: Final = 2**31 - 1
 INT8_MAX: Final = 2**63 - 1
@@ -257,3 +263,43 @@ def check_encodable(name: str, value: str) -> None:
         raise ValidationError(
             name, "contains a lone surrogate (invalid Unicode), which PostgreSQL cannot store"
         ) from None
+
+
+def currency_arg(name: str, value: object) -> str:
+    """An ISO 4217 currency code: three upper-case letters (USD, EUR)."""
+    if not isinstance(value, str) or len(value) != 3 or not all("A" <= c <= "Z" for c in value):
+        raise ValidationError(
+            name, f"expected three upper-case letters (ISO 4217), got {_show(value)}"
+        )
+    return value
+
+
+def date_arg(name: str, value: object, *, optional: bool = False) -> Any:
+    """A datetime.date (not a datetime, whose time and zone would be dropped silently)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise ValidationError(name, f"expected a date, got {_show(value)}")
+    return value
+
+
+def rate_arg(name: str, value: object) -> Decimal:
+    """An exchange rate: a Decimal (or int, or numeric string) > 0 fitting NUMERIC(20, 10).
+
+    A float is refused: its binary value is not the rate the caller read.
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValidationError(name, f"expected a Decimal, got {_show(value)}")
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise ValidationError(name, f"expected a number, got {_show(value)}") from None
+    if not number.is_finite() or number <= 0:
+        raise ValidationError(name, f"must be a finite number > 0, got {_show(value)}")
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if exponent < -RATE_PLACES and number != round(number, RATE_PLACES):
+        raise ValidationError(name, f"at most {RATE_PLACES} decimal places, got {number}")
+    if number >= RATE_LIMIT:
+        raise ValidationError(name, f"must be less than {RATE_LIMIT}, got {number}")
+    return number

@@ -13,7 +13,9 @@ run_metadata,
 worker_runs,
 api_keys,
 hold_history,
-purchase_history;
+purchase_history,
+order_number_counters,
+exchange_rates;
 
 INSERT INTO pricing_rules (priority, markup_ratio, rating)
 VALUES (1000, 1.15, 5);

@@ -45,7 +45,8 @@ WHERE idempotency_key = :idempotency_key;
 
 -- name: update_purchase_status(id, status, supplier_order_id)^
 -- Set a purchase's status; supplier_order_id keeps its stored value when none
--- is given.
+-- is given. A checkout order (one with an order number) is left alone: it
+-- changes only through its transitions (queries/checkout.sql).
 -- role: writer
 -- record: PurchaseHistory
 UPDATE purchase_history
@@ -53,5 +54,5 @@ SET
     status = :status,
     supplier_order_id = coalesce(:supplier_order_id, supplier_order_id),
     updated_at = now()
-WHERE id = :id
+WHERE id = :id AND order_number IS NULL
 RETURNING *;

@@ -32,7 +32,9 @@ SELECT pg_advisory_xact_lock(7263540011);
 DO $guard$
 DECLARE
     expected TEXT[] := ARRAY[
-        '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06'
+        '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
+        '0004 a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
+        '0005 51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6'
     ];
     recorded TEXT[];
 BEGIN
@@ -376,15 +378,92 @@ CREATE TABLE IF NOT EXISTS purchase_history (
     comments TEXT,  -- noqa: RF04
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- The checkout (0004): NULL for purchases made by create_purchase_history.
+    order_number TEXT,
+    payment_status TEXT,
+    order_status TEXT,
+    checkout_session_id TEXT,
+    payment_intent_id TEXT,
+    amount_cents BIGINT,
+    currency TEXT,
+    order_error TEXT,
+    paid_at TIMESTAMPTZ,
+    expired_at TIMESTAMPTZ,
     CONSTRAINT purchase_history_idempotency_key_key UNIQUE (idempotency_key),
-    CONSTRAINT purchase_history_status_check CHECK (
-        status IN ('pending', 'confirmed', 'failed')
+    CONSTRAINT purchase_history_status_values_check CHECK (
+        status IN (
+            'pending', 'confirmed', 'failed', 'pending_payment', 'paid', 'expired'
+        )
+    ),
+    CONSTRAINT purchase_history_payment_status_check CHECK (
+        payment_status IN ('pending', 'paid', 'expired')
+    ),
+    CONSTRAINT purchase_history_order_status_check CHECK (
+        order_status IN ('not_attempted', 'pending', 'placed', 'failed', 'conflict')
+    ),
+    CONSTRAINT purchase_history_amount_cents_check CHECK (amount_cents > 0),
+    CONSTRAINT purchase_history_currency_check CHECK (currency ~ '^[A-Z]{3}$'),
+    -- A checkout order (one with an order number) has every checkout field.
+    CONSTRAINT purchase_history_checkout_check CHECK (
+        order_number IS NULL
+        OR (
+            payment_status IS NOT NULL
+            AND order_status IS NOT NULL
+            AND amount_cents IS NOT NULL
+            AND currency IS NOT NULL
+        )
     )
 );
 
 -- Foreign keys are not indexed by PostgreSQL itself.
 CREATE INDEX IF NOT EXISTS purchase_history_diamond_idx
 ON purchase_history (diamond_id);
+
+-- Order numbers and checkout sessions are unique (NULL for plain purchases).
+CREATE UNIQUE INDEX IF NOT EXISTS purchase_history_order_number_key
+ON purchase_history (order_number);
+
+CREATE UNIQUE INDEX IF NOT EXISTS purchase_history_checkout_session_key
+ON purchase_history (checkout_session_id);
+
+-- list_orders: newest first, keyset-paged by (created_at, id).
+CREATE INDEX IF NOT EXISTS purchase_history_created_idx
+ON purchase_history (created_at, id);
+
+-- list_holds: newest first, keyset-paged by (created_at, id).
+CREATE INDEX IF NOT EXISTS hold_history_created_idx
+ON hold_history (created_at, id);
+
+-- get_orders_needing_attention: paid orders only (a transient state: a paid
+-- order becomes confirmed once its supplier order is placed), so it stays small.
+CREATE INDEX IF NOT EXISTS purchase_history_paid_idx
+ON purchase_history (created_at, id) WHERE status = 'paid';
+
+-- Order numbers: the last number given out each UTC day. create_checkout bumps
+-- its day's row (INSERT ... ON CONFLICT DO UPDATE), so two checkouts never
+-- get the same number; a rolled-back checkout leaves a gap.
+CREATE TABLE IF NOT EXISTS order_number_counters (
+    order_day DATE PRIMARY KEY,
+    last_value BIGINT NOT NULL,
+    CONSTRAINT order_number_counters_last_value_check CHECK (last_value > 0)
+);
+
+-- Exchange rates, with history: one rate per (base, target, day).
+CREATE TABLE IF NOT EXISTS exchange_rates (
+    base_currency TEXT NOT NULL,
+    target_currency TEXT NOT NULL,
+    rate_date DATE NOT NULL,
+    rate NUMERIC(20, 10) NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT exchange_rates_pkey PRIMARY KEY (base_currency, target_currency, rate_date),
+    CONSTRAINT exchange_rates_rate_check CHECK (rate > 0),
+    CONSTRAINT exchange_rates_currencies_check CHECK (
+        base_currency ~ '^[A-Z]{3}$'
+        AND target_currency ~ '^[A-Z]{3}$'
+        AND base_currency <> target_currency
+    )
+);
 
 -- Every migration this file contains, as `diamond-db migrate` records it.
 INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
@@ -393,6 +472,20 @@ VALUES
     '0001',
     'initial_schema',
     'b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0004',
+    'checkout',
+    'a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0005',
+    'checkout_indexes',
+    '51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6',
     0,
     'sql/bootstrap.sql'
 )

@@ -35,6 +35,7 @@ pglast = pytest.importorskip("pglast")
 ADOPTION_FILE: Final = (
     Path(__file__).resolve().parent.parent / "sql/migrations/adopt/0001_from_typescript.sql"
 )
+INITIAL_SCHEMA: Final = ADOPTION_FILE.parent.parent / "0001_initial_schema.sql"
 DIAMONDS: Final = 20_000
 LOCK_TIMEOUT: Final = "5s"
 NOT_NULL_CHECK: Final = re.compile(r"^CHECK \(\((\w+) IS NOT NULL\)\)$")
@@ -269,11 +270,14 @@ def index_oids(conn: psycopg.Connection[Any], names: list[str]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def library_catalog(diamond_db_server: Server) -> dict[str, list[tuple[Any, ...]]]:
-    """The catalog of a fresh database built by sql/bootstrap.sql."""
+    """The catalog of a fresh database at version 0001 (sql/migrations/0001_initial_schema.sql),
+    the version the adoption file is recorded as; `migrate` then applies the later migrations
+    as usual (test_adoption.py checks that whole upgrade against sql/bootstrap.sql)."""
     with (
-        diamond_db_server.database("adopt_reference") as url,
+        diamond_db_server.database("adopt_reference", bootstrap=False) as url,
         psycopg.connect(url, autocommit=True) as conn,
     ):
+        conn.execute(INITIAL_SCHEMA.read_text(encoding="utf-8").encode())
         return catalog(conn)
 
 

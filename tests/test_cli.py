@@ -355,6 +355,22 @@ def test_demo_summary_matches_the_database(
         url, "SELECT array_agg(id::text) FROM purchase_history WHERE diamond_id = %s", diamond_id
     ) == [_fact(out, "purchase")]
 
+    # The checkout: walked through payment and supplier order; the replayed webhook changed nothing.
+    number = _fact(out, "checkout order")
+    order = fetch(
+        url,
+        "SELECT p.status, p.payment_status, p.order_status, p.currency, p.amount_cents,"
+        " d.availability, d.supplier_stone_id FROM purchase_history p"
+        " JOIN diamonds d ON d.id = p.diamond_id WHERE p.order_number = %s",
+        number,
+    )
+    assert order[0][:4] == ("confirmed", "paid", "placed", "EUR")
+    assert _fact(out, "checkout state") == "confirmed / paid / placed"
+    assert _fact(out, "checkout amount") == f"{order[0][4]:,} EUR cents"
+    assert _fact(out, "checkout diamond") == f"{order[0][6]} (sold)"
+    assert order[0][5] == "sold"
+    assert _fact(out, "replayed webhook changed nothing") == "yes"
+
 
 def test_demo_refuses_a_database_that_holds_diamonds(run: Any, url: str) -> None:
     assert run("seed", "--rows", "5", "--database-url", url).code == 0

@@ -160,7 +160,7 @@ def test_status_checks_of_child_tables(conn: psycopg.Connection[Any]) -> None:
                 "idempotency_key": "k",
                 "status": "lost",
             },
-            "purchase_history_status_check",
+            "purchase_history_status_values_check",
         ),
     ]
     for table, values, constraint in cases:

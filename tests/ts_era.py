@@ -313,7 +313,7 @@ VIOLATED_CONSTRAINTS: Final[dict[tuple[str, str], str]] = {
     ("api_keys", "key_hash"): "api_keys_key_hash_check",
     ("hold_history", "status"): "hold_history_status_check",
     ("hold_history", "diamond_id"): "hold_history_diamond_id_not_null",
-    ("purchase_history", "status"): "purchase_history_status_check",
+    ("purchase_history", "status"): "purchase_history_status_values_check",
     ("purchase_history", "diamond_id"): "purchase_history_diamond_id_not_null",
 }
 

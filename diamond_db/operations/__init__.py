@@ -8,7 +8,9 @@ inherit `Operations`, so every operation is available on each.
 from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
+from .checkout import CheckoutOperations
 from .diamonds import DiamondOperations
+from .exchange_rates import ExchangeRateOperations
 from .hold_history import HoldHistoryOperations
 from .pricing_rules import PricingRuleOperations
 from .purchase_history import PurchaseHistoryOperations
@@ -26,6 +28,8 @@ class Operations(
     ApiKeyOperations,
     HoldHistoryOperations,
     PurchaseHistoryOperations,
+    CheckoutOperations,
+    ExchangeRateOperations,
 ):
     """Every operation of the library; see the domain modules."""
 

@@ -74,7 +74,11 @@ class PurchaseHistoryOperations(Executor):
         status: PurchaseStatus,
         supplier_order_id: str | None = None,
     ) -> PurchaseHistory | None:
-        """Set a purchase's status (and supplier order id, kept when None); None when unknown."""
+        """Set a purchase's status (and supplier order id, kept when None); None when unknown.
+
+        A checkout order is not a purchase to set: None, unchanged (it moves
+        only through its transitions, such as record_supplier_order).
+        """
         return await self._one(
             PurchaseHistory,
             "update_purchase_status",
