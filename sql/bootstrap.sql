@@ -33,8 +33,8 @@ DO $guard$
 DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
-        '0004 a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
-        '0005 51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6'
+        '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
+        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131'
     ];
     recorded TEXT[];
 BEGIN
@@ -378,7 +378,7 @@ CREATE TABLE IF NOT EXISTS purchase_history (
     comments TEXT,  -- noqa: RF04
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    -- The checkout (0004): NULL for purchases made by create_purchase_history.
+    -- The checkout (0002): NULL for purchases made by create_purchase_history.
     order_number TEXT,
     payment_status TEXT,
     order_status TEXT,
@@ -476,16 +476,16 @@ VALUES
     'sql/bootstrap.sql'
 ),
 (
-    '0004',
+    '0002',
     'checkout',
-    'a59cbac3b09a908443a3630f3cd318dbb51bf03763906085647c805e6dd3d5b8',
+    'a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
     0,
     'sql/bootstrap.sql'
 ),
 (
-    '0005',
+    '0003',
     'checkout_indexes',
-    '51ae688514082c93dbf757233cf41aa4ff0bb5c5bd0f6e547ecf3a95fb5179a6',
+    '3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
     0,
     'sql/bootstrap.sql'
 )

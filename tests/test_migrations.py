@@ -241,11 +241,12 @@ def test_checksums_ignore_line_endings_only() -> None:
 
 
 def test_misnamed_and_duplicate_files_are_refused(folder: Path) -> None:
-    (folder / "0002_one.sql").write_text("SELECT 1;")
-    (folder / "0002_two.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="version 0002 is also"):
+    version = f"{_next_version(folder):04d}"
+    (folder / f"{version}_one.sql").write_text("SELECT 1;")
+    (folder / f"{version}_two.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=f"version {version} is also"):
         load_migrations(folder)
-    (folder / "0002_two.sql").unlink()
+    (folder / f"{version}_two.sql").unlink()
     (folder / "3_Bad-Name.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match=r"named NNNN_short_name\.sql"):
         load_migrations(folder)

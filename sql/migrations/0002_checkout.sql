@@ -1,4 +1,4 @@
--- 0004 checkout: card-payment orders on purchase_history, their order numbers,
+-- 0002 checkout: card-payment orders on purchase_history, their order numbers,
 -- and exchange-rate history.
 --
 -- What: adds to purchase_history the checkout columns (order_number,
@@ -10,7 +10,7 @@
 -- pending_payment, paid, expired); adds CHECKs on the new columns NOT VALID;
 -- creates order_number_counters (one row per UTC day) and exchange_rates.
 -- The unique indexes on order_number and checkout_session_id, and the keyset
--- indexes of list_orders / list_holds, are built CONCURRENTLY by 0005.
+-- indexes of list_orders / list_holds, are built CONCURRENTLY by 0003.
 -- Why: the checkout issue (a payment state machine enforced in SQL).
 -- Locks: ADD COLUMN (no default), ADD CONSTRAINT ... NOT VALID and DROP
 -- CONSTRAINT are catalog changes, no scan, no rewrite; but the first ALTER

@@ -1,4 +1,4 @@
--- 0005 checkout indexes: the unique and keyset indexes of the checkout (0004).
+-- 0003 checkout indexes: the unique and keyset indexes of the checkout (0002).
 --
 -- What: unique indexes on purchase_history.order_number and
 -- purchase_history.checkout_session_id (several NULLs are allowed: purchases
