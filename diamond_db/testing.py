@@ -86,7 +86,9 @@ class ReplicatedDatabase:
     def wait_for_replay(self, timeout: float = 30.0) -> None:
         """Block until the standby has replayed everything the primary has written so far."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            # The insert position, not pg_current_wal_lsn() (the write position): with
+            # synchronous_commit off a commit can be inserted but not yet written.
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         assert row is not None
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.read_url, autocommit=True) as conn:
