@@ -33,6 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -124,12 +125,7 @@ class Migration:
     @property
     def header(self) -> str:
         """The file's leading comment block (what, why, locks, transaction)."""
-        lines: list[str] = []
-        for line in self.text.splitlines():
-            if not line.startswith("--"):
-                break
-            lines.append(line)
-        return "\n".join(lines)
+        return _leading_comments(self.text).split("\n\n", 1)[0]
 
     def steps(self) -> list[Step]:
         """The statements, split by PostgreSQL's own parser, each with its comment."""
@@ -445,17 +441,16 @@ class Migrator:
         migration = planned.recorded
         started = time.perf_counter()
         if planned.runs.transactional:
-            await self._apply_in_transaction(conn, planned, started)
+            applied_at = await self._apply_in_transaction(conn, planned, started)
         else:
             await self._apply_statements(conn, planned.runs)
-            await self._record(conn, planned, started)
+            applied_at = await self._record(conn, planned, started)
         duration = time.perf_counter() - started
-        ledger = {e.version: e for e in await self._run(conn, "get_ledger")}
         status = MigrationStatus(
             version=migration.version,
             name=migration.name,
             state="applied",
-            applied_at=ledger[migration.version].applied_at,
+            applied_at=applied_at,
         )
         logger.info(
             "migration %s_%s applied in %.2f s", migration.version, migration.name, duration
@@ -464,11 +459,12 @@ class Migrator:
             self.on_progress(status, duration)
         return status
 
-    async def _record(self, conn: Connection, planned: Planned, started: float) -> None:
+    async def _record(self, conn: Connection, planned: Planned, started: float) -> datetime:
+        """Insert the migration's ledger row; its applied_at."""
         how = f"diamond-db {_version()} migrate on {socket.gethostname()}"
         if planned.adopts:
             how += f" (adopted in place by {ADOPTION_FILE})"
-        await self._run(
+        applied_at: datetime = await self._run(
             conn,
             "record_migration",
             version=planned.recorded.version,
@@ -477,24 +473,26 @@ class Migrator:
             duration_ms=round((time.perf_counter() - started) * 1000),
             applied_with=how,
         )
+        return applied_at
 
     async def _apply_in_transaction(
         self, conn: Connection, planned: Planned, started: float
-    ) -> None:
+    ) -> datetime:
         """The whole file and its ledger row in one transaction, retried on a lock timeout."""
+        migration = planned.recorded
         for attempt in range(self.retries + 1):
-            self._check_lease(planned.recorded)
+            self._check_lease(migration)
             try:
                 async with conn.transaction():
                     await self._set_lock_timeout(conn)
                     async with self._watch(None):
                         await conn.execute(planned.runs.text.encode())
-                    await self._record(conn, planned, started)
-                return
+                    return await self._record(conn, planned, started)
             except psycopg.errors.LockNotAvailable as exc:
-                await self._lock_timed_out(planned.recorded, attempt, exc)
+                await self._lock_timed_out(migration.path.name, migration.version, attempt, exc)
             except psycopg.Error as exc:
-                raise _failed(planned.recorded, exc) from exc
+                raise _failed(migration, exc) from exc
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _apply_statements(self, conn: Connection, migration: Migration) -> None:
         """A `transaction: none` file: each statement alone, each lock wait bounded."""
@@ -510,7 +508,7 @@ class Migrator:
                 except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                     if isinstance(exc, psycopg.errors.QueryCanceled) and self._cancelled is None:
                         raise _failed(migration, exc) from exc
-                    await self._lock_timed_out(migration, attempt, exc)
+                    await self._lock_timed_out(migration.path.name, migration.version, attempt, exc)
                 except psycopg.Error as exc:
                     raise _failed(migration, exc) from exc
         invalid = await self._run(conn, "get_invalid_indexes", names=index_names(migration.text))
@@ -522,7 +520,10 @@ class Migrator:
                 version=migration.version,
             )
 
-    async def _lock_timed_out(self, migration: Migration, attempt: int, exc: Exception) -> None:
+    async def _lock_timed_out(
+        self, what: str, version: str | None, attempt: int, exc: Exception
+    ) -> None:
+        """After a lock timeout: pause before the next attempt, or give up naming the blocker."""
         wait = self._cancelled or self._last_wait
         blocking = (
             f"waiting for {wait.mode} on {wait.waiting_for}, held by {wait.blockers}"
@@ -531,13 +532,13 @@ class Migrator:
         )
         if attempt >= self.retries:
             raise MigrationError(
-                f"{migration.path.name}: gave up after {attempt + 1} attempt(s), each stopped by "
+                f"{what}: gave up after {attempt + 1} attempt(s), each stopped by "
                 f"the {self.lock_timeout:g} s lock timeout: {blocking}",
-                version=migration.version,
+                version=version,
             ) from exc
         logger.warning(
             "migration %s: lock timeout (%s); retry %d of %d",
-            migration.path.name,
+            what,
             blocking,
             attempt + 1,
             self.retries,
@@ -554,6 +555,12 @@ class Migrator:
             await conn.execute(drop)
 
     # -- constraints added NOT VALID -----------------------------------------
+
+    async def finish_constraints(self) -> list[ConstraintViolations]:
+        """Only the last step of `migrate`: validate NOT VALID constraints, finish not-null
+        helpers; the constraints rows still violate (nothing is changed for those)."""
+        async with self._connect() as conn:
+            return await self._finish_constraints(conn)
 
     async def _finish_constraints(self, conn: Connection) -> list[ConstraintViolations]:
         """Validate what migrations added NOT VALID; turn not-null helpers into SET NOT NULL."""
@@ -589,12 +596,7 @@ class Migrator:
                             await conn.execute(statement)
                 return
             except psycopg.errors.LockNotAvailable as exc:
-                label = statements[0].as_string(conn)
-                if attempt >= self.retries:
-                    wait = self._last_wait
-                    held = f": held by {wait.blockers}" if wait else ""
-                    raise MigrationError(f"{label}: lock timeout{held}") from exc
-                await asyncio.sleep(min(self.lock_timeout, 1.0) * (attempt + 1))
+                await self._lock_timed_out(statements[0].as_string(conn), None, attempt, exc)
 
     async def _violations(
         self, conn: Connection, constraint: UnfinishedConstraint

@@ -59,11 +59,13 @@ ORDER BY version;
 SELECT coalesce(array_agg(version ORDER BY version), '{}') AS versions
 FROM schema_migrations;
 
--- name: record_migration(version, name, checksum, duration_ms, applied_with)!
--- Record one applied migration (in the migration's own transaction when it has one).
+-- name: record_migration(version, name, checksum, duration_ms, applied_with)$
+-- Record one applied migration (in the migration's own transaction when it has
+-- one); its applied_at.
 -- role: writer
 INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
-VALUES (:version, :name, :checksum, :duration_ms, :applied_with);
+VALUES (:version, :name, :checksum, :duration_ms, :applied_with)
+RETURNING applied_at;
 
 -- name: acquire_migration_lock(holder, lease_ms)$
 -- Take the migrate lease if it is free, expired, or already ours; the holder on

@@ -2,14 +2,16 @@
 
 Each test builds a TypeScript-era database (tests/ts_era.py) on a throw-away server, runs the
 adoption file one statement per `conn.execute()` on an autocommit connection, then does what
-the runner does after the file (`finalize`): VALIDATE every NOT VALID constraint in its own
-transaction, and turn each validated `<table>_<column>_not_null` CHECK into SET NOT NULL. The
+the runner does after the file (`Migrator.finish_constraints`): VALIDATE every NOT VALID
+constraint in its own transaction, and turn each validated `<table>_<column>_not_null` CHECK
+into SET NOT NULL. The
 result must have the catalog sql/bootstrap.sql builds and the data the TypeScript era wrote
 (with the file's stated NULL conversions).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -27,7 +29,10 @@ import ts_era
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from diamond_db._executor import Observer
 from diamond_db._server import Server
+from diamond_db.migrations import Migrator
+from diamond_db.registry import default_registry
 
 # The runner splits the file with pglast (a dependency the migration runner brings).
 pglast = pytest.importorskip("pglast")
@@ -38,7 +43,6 @@ ADOPTION_FILE: Final = (
 INITIAL_SCHEMA: Final = ADOPTION_FILE.parent.parent / "0001_initial_schema.sql"
 DIAMONDS: Final = 20_000
 LOCK_TIMEOUT: Final = "5s"
-NOT_NULL_CHECK: Final = re.compile(r"^CHECK \(\((\w+) IS NOT NULL\)\)$")
 # Table lock modes, strongest first, as pg_locks names them and as the `-- locks:` lines do.
 LOCK_MODES: Final = {
     "AccessExclusiveLock": "ACCESS EXCLUSIVE",
@@ -100,83 +104,12 @@ def drop_invalid_indexes(conn: psycopg.Connection[Any]) -> list[str]:
     return [name for (name,) in rows]
 
 
-def finalize(
-    conn: psycopg.Connection[Any], timings: dict[str, float] | None = None
-) -> dict[str, int]:
-    """The runner's work after the file: VALIDATE each NOT VALID constraint (its own
-    transaction), then turn each validated `<table>_<column>_not_null` CHECK into SET NOT NULL
-    and drop it. Returns {constraint: violating rows} for those that failed validation;
-    `timings` receives each VALIDATE's duration."""
-    pending = conn.execute(
-        "SELECT conrelid::regclass::text, conname FROM pg_constraint "
-        "WHERE connamespace = 'public'::regnamespace AND NOT convalidated ORDER BY 1, 2"
-    ).fetchall()
-    failed: dict[str, int] = {}
-    for table, name in pending:
-        started = time.perf_counter()
-        try:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
-                    sql.Identifier(table), sql.Identifier(name)
-                )
-            )
-        except (psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation):
-            failed[name] = len(violating_rows(conn, table, name))
-        if timings is not None:
-            timings[name] = time.perf_counter() - started
-    helpers = conn.execute(
-        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE connamespace = 'public'::regnamespace AND contype = 'c' AND convalidated "
-        "ORDER BY 1, 2"
-    ).fetchall()
-    for table, name, definition in helpers:
-        match = NOT_NULL_CHECK.match(definition)
-        if match is None or name != f"{table}_{match.group(1)}_not_null":
-            continue
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
-                    sql.Identifier(table), sql.Identifier(match.group(1))
-                )
-            )
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(table), sql.Identifier(name)
-                )
-            )
-    return failed
-
-
-def violating_rows(conn: psycopg.Connection[Any], table: str, name: str) -> list[str]:
-    """Primary keys (text) of the rows of `table` that break constraint `name`."""
-    row = conn.execute(
-        "SELECT contype, pg_get_expr(conbin, conrelid), "
-        "(SELECT attname FROM pg_attribute WHERE attrelid = conrelid AND attnum = conkey[1]), "
-        "confrelid::regclass::text, "
-        "(SELECT attname FROM pg_attribute WHERE attrelid = confrelid AND attnum = confkey[1]) "
-        "FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s",
-        (table, name),
-    ).fetchone()
-    assert row is not None
-    kind, expression, column, parent, parent_column = row
-    key = sql.Identifier(ts_era.TS_COLUMNS[table][0])
-    if kind == "c":
-        query = sql.SQL("SELECT {}::text FROM {} WHERE ({}) IS FALSE ORDER BY 1").format(
-            key, sql.Identifier(table), sql.SQL(expression)
-        )
-    else:
-        query = sql.SQL(
-            "SELECT t.{}::text FROM {} AS t WHERE t.{} IS NOT NULL "
-            "AND NOT EXISTS (SELECT FROM {} AS p WHERE p.{} = t.{}) ORDER BY 1"
-        ).format(
-            key,
-            sql.Identifier(table),
-            sql.Identifier(column),
-            sql.Identifier(parent),
-            sql.Identifier(parent_column),
-            sql.Identifier(column),
-        )
-    return [r[0] for r in conn.execute(query)]
+def finalize(url: str) -> dict[str, int]:
+    """The runner's own work after the file (`Migrator.finish_constraints`): VALIDATE each
+    NOT VALID constraint, turn validated `<table>_<column>_not_null` checks into SET NOT NULL.
+    Returns {constraint: violating rows} for those that failed validation."""
+    runner = Migrator(url, default_registry(), Observer(3600, None))
+    return {v.constraint: v.count for v in asyncio.run(runner.finish_constraints())}
 
 
 def do_body_statements() -> list[str]:
@@ -356,7 +289,7 @@ def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
         for statement in statements:  # each statement twice: a retry after it committed
             conn.execute(statement.encode())
             conn.execute(statement.encode())
-        assert finalize(conn) == {}
+        assert finalize(ts_url) == {}
         adopted = datetime.now(UTC)
         assert catalog_differences(catalog(conn), library_catalog) == []
         # Identical indexes were renamed, not rebuilt.
@@ -385,7 +318,7 @@ def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
         # Running the whole file again changes nothing, data included.
         again = catalog(conn)
         run_adoption(conn, statements)
-        assert finalize(conn) == {}
+        assert finalize(ts_url) == {}
         assert catalog(conn) == again
         assert ts_era.snapshot(conn) == after
 
@@ -430,7 +363,7 @@ def test_a_killed_concurrent_index_build_is_rebuilt_on_rerun(
         assert invalid == [("diamonds_search_created_at_idx",)]
         assert drop_invalid_indexes(conn) == ["diamonds_search_created_at_idx"]
         run_adoption(conn, statements)  # the runner re-runs the whole file
-        assert finalize(conn) == {}
+        assert finalize(ts_url) == {}
         assert catalog_differences(catalog(conn), library_catalog) == []
 
 
@@ -488,7 +421,7 @@ def test_each_step_takes_the_table_locks_its_comment_names(
                 assert f"{mode} on {table}" in locks, (locks, table, mode)
             audited += 1
         assert audited >= 24
-        assert finalize(conn) == {}
+        assert finalize(ts_url) == {}
         assert catalog_differences(catalog(conn), library_catalog) == []
 
 

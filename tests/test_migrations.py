@@ -7,6 +7,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -370,10 +371,12 @@ async def _blocking_transaction(url: str) -> psycopg.AsyncConnection[Any]:
     return conn
 
 
-async def _runner_waiting(url: str) -> None:
-    """Until a migrate session waits for a lock (observed in pg_locks, not guessed by a sleep)."""
+async def _runner_waiting(url: str, within: float = 30.0) -> None:
+    """Until a migrate session waits for a lock, as pg_locks shows it (the server offers no
+    event for a lock wait, so this polls the state itself; it never guesses with a sleep)."""
+    deadline = time.monotonic() + within
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while True:
+        while time.monotonic() < deadline:
             row = await (
                 await conn.execute(
                     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
@@ -382,7 +385,8 @@ async def _runner_waiting(url: str) -> None:
             ).fetchone()
             if row and row[0]:
                 return
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the next look at pg_locks
+    raise AssertionError(f"no migrate session waited for a lock within {within} s")
 
 
 async def test_a_migration_blocked_by_a_long_transaction_times_out_retries_then_fails(
