@@ -26,6 +26,7 @@ from typing import Any, Final
 import psycopg
 import pytest
 import ts_era
+from catalog import Entry, assert_same_catalog, catalog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -141,60 +142,6 @@ def table_locks(conn: psycopg.Connection[Any]) -> dict[str, str]:
     return {table: LOCK_MODES[mode] for table, mode in strongest.items()}
 
 
-def catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
-    """Tables, columns, constraints, indexes and functions of the public schema (the runner's
-    ledger tables excluded). Columns are compared by name, not position."""
-    ledger = "('schema_migrations', 'schema_migrations_lock')"
-    queries = {
-        "tables": f"""
-            SELECT relname, relkind FROM pg_class
-            WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'v', 'm', 'S', 'p')
-              AND relname NOT IN {ledger}
-            ORDER BY 1""",
-        "columns": f"""
-            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                   pg_get_expr(d.adbin, d.adrelid)
-            FROM pg_attribute AS a
-            JOIN pg_class AS c ON c.oid = a.attrelid
-            LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
-              AND a.attnum > 0 AND NOT a.attisdropped AND c.relname NOT IN {ledger}
-            ORDER BY 1, 2""",
-        "constraints": f"""
-            SELECT conrelid::regclass::text, conname, contype, convalidated,
-                   pg_get_constraintdef(oid)
-            FROM pg_constraint
-            WHERE connamespace = 'public'::regnamespace
-              AND conrelid::regclass::text NOT IN {ledger}
-            ORDER BY 1, 2""",
-        "indexes": f"""
-            SELECT tablename, indexname, indexdef, i.indisvalid, i.indisready
-            FROM pg_indexes
-            JOIN pg_index AS i ON i.indexrelid = (schemaname || '.' || indexname)::regclass
-            WHERE schemaname = 'public' AND tablename NOT IN {ledger}
-            ORDER BY 1, 2""",
-        "functions": """
-            SELECT proname, pg_get_functiondef(oid) FROM pg_proc
-            WHERE pronamespace = 'public'::regnamespace ORDER BY 1""",
-        "triggers": """
-            SELECT tgrelid::regclass::text, tgname FROM pg_trigger
-            WHERE NOT tgisinternal ORDER BY 1, 2""",
-    }
-    return {kind: conn.execute(query.encode()).fetchall() for kind, query in queries.items()}
-
-
-def catalog_differences(
-    got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]
-) -> list[str]:
-    """Readable differences between two catalogs ('-' only in got, '+' only in want)."""
-    lines: list[str] = []
-    for kind in want:
-        have, need = set(got[kind]), set(want[kind])
-        lines += [f"{kind} - {row}" for row in sorted(have - need, key=str)]
-        lines += [f"{kind} + {row}" for row in sorted(need - have, key=str)]
-    return lines
-
-
 def index_oids(conn: psycopg.Connection[Any], names: list[str]) -> list[int]:
     """The OIDs of indexes (by name, in order): unchanged by a rename, new after a rebuild."""
     rows = [conn.execute("SELECT %s::regclass::oid", (name,)).fetchone() for name in names]
@@ -202,7 +149,7 @@ def index_oids(conn: psycopg.Connection[Any], names: list[str]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def library_catalog(diamond_db_server: Server) -> dict[str, list[tuple[Any, ...]]]:
+def library_catalog(diamond_db_server: Server) -> list[Entry]:
     """The catalog of a fresh database at version 0001 (sql/migrations/0001_initial_schema.sql),
     the version the adoption file is recorded as; `migrate` then applies the later migrations
     as usual (test_adoption.py checks that whole upgrade against sql/bootstrap.sql)."""
@@ -271,7 +218,7 @@ def test_the_file_follows_the_runners_conventions() -> None:
 
 
 def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
-    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+    ts_url: str, library_catalog: list[Entry]
 ) -> None:
     with connect(ts_url) as conn:
         nulls = ts_era.insert_legacy_nulls(conn)
@@ -291,7 +238,7 @@ def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
             conn.execute(statement.encode())
         assert finalize(ts_url) == {}
         adopted = datetime.now(UTC)
-        assert catalog_differences(catalog(conn), library_catalog) == []
+        assert_same_catalog(library_catalog, catalog(conn))
         # Identical indexes were renamed, not rebuilt.
         assert index_oids(conn, list(kept)) == oids_before
         after = ts_era.snapshot(conn)
@@ -324,7 +271,7 @@ def test_adoption_reaches_the_library_catalog_and_keeps_the_data(
 
 
 def test_a_killed_concurrent_index_build_is_rebuilt_on_rerun(
-    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+    ts_url: str, library_catalog: list[Entry]
 ) -> None:
     statements = adoption_statements()
     target = next(i for i, s in enumerate(statements) if "diamonds_search_created_at_idx\nON" in s)
@@ -364,7 +311,7 @@ def test_a_killed_concurrent_index_build_is_rebuilt_on_rerun(
         assert drop_invalid_indexes(conn) == ["diamonds_search_created_at_idx"]
         run_adoption(conn, statements)  # the runner re-runs the whole file
         assert finalize(ts_url) == {}
-        assert catalog_differences(catalog(conn), library_catalog) == []
+        assert_same_catalog(library_catalog, catalog(conn))
 
 
 def test_the_ts_schema_is_the_documented_one(diamond_db_server: Server) -> None:
@@ -373,11 +320,14 @@ def test_the_ts_schema_is_the_documented_one(diamond_db_server: Server) -> None:
         psycopg.connect(url, autocommit=True) as conn,
     ):
         ts_era.create_ts_schema(conn)
-        got = catalog(conn)
-        columns = {(t, c) for t, c, *_ in got["columns"]}
+        built = catalog(conn)
+        got: dict[str, list[str]] = {}
+        for kind, name, _ in built:
+            got.setdefault(kind, []).append(name)
+        columns = {tuple(name.split(".", 1)) for name in got["column"]}
         assert columns == {(t, c) for t, cs in ts_era.TS_COLUMNS.items() for c in cs}
-        assert len(got["columns"]) == 8 + 11 + 36 + 12 + 9 + 10 + 9 + 11
-        names = {name for _, name, *_ in got["constraints"]}
+        assert len(got["column"]) == 8 + 11 + 36 + 12 + 9 + 10 + 9 + 11
+        names = {name.split(".", 1)[1] for name in got["constraint"]}
         assert {
             "diamonds_supplier_supplier_stone_id_key",
             "worker_runs_run_id_partition_id_key",
@@ -389,19 +339,19 @@ def test_the_ts_schema_is_the_documented_one(diamond_db_server: Server) -> None:
             "diamonds_rating_check",
             "pricing_rules_rating_check",
         } <= names
-        assert len(got["indexes"]) == 8 + 5 + 19  # primary keys, unique constraints, indexes
-        assert got["functions"] == []
-        assert got["triggers"] == []
+        assert len(got["index"]) == 8 + 5 + 19  # primary keys, unique constraints, indexes
+        assert "function" not in got
+        assert "trigger" not in got
         rules = conn.execute("SELECT priority, markup_ratio, rating, active FROM pricing_rules")
         assert [tuple(map(str, r)) for r in rules] == [("1000", "1.1500", "5", "True")]
         # Filling it (indexes deferred, then re-created) leaves the same catalog.
         counts = ts_era.fill_ts_data(conn, diamonds=500, seed=3)
         assert counts["diamonds"] == 500
-        assert catalog(conn) == got
+        assert catalog(conn) == built
 
 
 def test_each_step_takes_the_table_locks_its_comment_names(
-    ts_url: str, library_catalog: dict[str, list[tuple[Any, ...]]]
+    ts_url: str, library_catalog: list[Entry]
 ) -> None:
     """Every step that can run inside a transaction is run in one, and the strongest lock it
     then holds on each table must be named in its `-- locks:` line. (Index builds and drops,
@@ -422,7 +372,7 @@ def test_each_step_takes_the_table_locks_its_comment_names(
             audited += 1
         assert audited >= 24
         assert finalize(ts_url) == {}
-        assert catalog_differences(catalog(conn), library_catalog) == []
+        assert_same_catalog(library_catalog, catalog(conn))
 
 
 def test_squawk_has_nothing_left_to_say(tmp_path: Path) -> None:
