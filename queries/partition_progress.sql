@@ -35,7 +35,7 @@ SELECT *
 FROM partition_progress
 WHERE run_id = :run_id AND partition_id = :partition_id;
 
--- name: advance_partition(run_id, partition_id, expected_offset, new_offset)^
+-- name: advance_partition(run_id, partition_id, expected_offset, new_offset)$
 -- Move next_offset from :expected_offset to :new_offset (compare-and-set): only
 -- while the partition is in progress and still at the expected offset, so of
 -- concurrent callers with the same expected offset exactly one wins. Returns
@@ -53,7 +53,7 @@ WHERE
     AND NOT failed
 RETURNING TRUE AS advanced;
 
--- name: record_page(run_id, partition_id, worker_run_id, expected_offset, new_offset, row_count)^
+-- name: record_page(run_id, partition_id, worker_run_id, expected_offset, new_offset, row_count)$
 -- What a worker does after storing a page, in one statement (one transaction):
 -- advance the offset as advance_partition does, and add the page's rows to the
 -- worker run's records_processed. Both happen or neither: the advance also
@@ -96,7 +96,7 @@ counted AS (
 SELECT TRUE AS advanced
 FROM counted;
 
--- name: complete_partition(run_id, partition_id, expected_offset)^
+-- name: complete_partition(run_id, partition_id, expected_offset)$
 -- Mark a partition completed if it is in progress at :expected_offset
 -- (compare-and-set), and count the run's completed worker in the same
 -- statement. Returns TRUE when it did, no row otherwise.
@@ -121,7 +121,7 @@ FROM completed
 WHERE r.run_id = completed.run_id
 RETURNING TRUE AS completed;
 
--- name: fail_partition(run_id, partition_id, error)^
+-- name: fail_partition(run_id, partition_id, error)$
 -- Mark a partition in progress failed, keeping :error, and count the run's
 -- failed worker in the same statement. A partition already failed (or
 -- completed) is left alone, so only the first failure of an episode counts.
@@ -147,7 +147,7 @@ FROM failed
 WHERE r.run_id = failed.run_id
 RETURNING TRUE AS failed;
 
--- name: retry_partition(run_id, partition_id)^
+-- name: retry_partition(run_id, partition_id)$
 -- Send a failed partition back to in progress, keeping next_offset (the retry
 -- resumes where it stopped), counting one more attempt, and take it off the
 -- run's failed_workers (kept >= 0) in the same statement. Not for a cancelled

@@ -79,7 +79,7 @@ SELECT
     (SELECT count(*) FROM deleted) > 0 AS deleted
 FROM target;
 
--- name: update_worker_progress(worker_run_id, row_count)^
+-- name: update_worker_progress(worker_run_id, row_count)$
 -- Add :row_count to a running worker run's records_processed, atomically (the
 -- row lock serialises concurrent reports). Returns TRUE when it did, no row
 -- when the worker run is unknown or no longer running (cancelled).
@@ -93,7 +93,7 @@ WHERE
     AND status = 'running'
 RETURNING TRUE AS updated;
 
--- name: mark_consolidation_started(run_id)^
+-- name: mark_consolidation_started(run_id)$
 -- Record that the run's consolidation started (compare-and-set: the first
 -- call only). Returns TRUE for that call, no row otherwise.
 -- role: writer
