@@ -31,8 +31,10 @@ from ._default import (
     delete_run,
     error_services,
     fail_partition,
+    finish_consolidation,
     get_active_pricing_rules,
     get_consolidation_progress,
+    get_dashboard_summary,
     get_dataset_version,
     get_dataset_versions,
     get_diamond_by_id,
@@ -70,6 +72,7 @@ from ._default import (
     match_pricing_rule,
     place_hold,
     purge_errors,
+    purge_raw_payloads,
     record_checkout_expired,
     record_page,
     record_payment,
@@ -101,6 +104,7 @@ from ._default import (
 from .config import Settings
 from .database import Database, Transaction
 from .errors import (
+    ClaimsInProgress,
     DatabaseUnavailable,
     DiamondDBError,
     DuplicateApiKey,
@@ -145,6 +149,7 @@ from .search import DiamondSearch, Page, RenderedQuery, render_search
 
 __all__ = [
     "ApiKey",
+    "ClaimsInProgress",
     "ConsolidationProgress",
     "DashboardSummary",
     "Database",
@@ -209,8 +214,10 @@ __all__ = [
     "delete_run",
     "error_services",
     "fail_partition",
+    "finish_consolidation",
     "get_active_pricing_rules",
     "get_consolidation_progress",
+    "get_dashboard_summary",
     "get_dataset_version",
     "get_dataset_versions",
     "get_diamond_by_id",
@@ -250,6 +257,7 @@ __all__ = [
     "payload_hash",
     "place_hold",
     "purge_errors",
+    "purge_raw_payloads",
     "record_checkout_expired",
     "record_page",
     "record_payment",

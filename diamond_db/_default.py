@@ -62,6 +62,7 @@ get_unconsolidated_count = default_database.get_unconsolidated_count
 get_unconsolidated_raw_diamonds = default_database.get_unconsolidated_raw_diamonds
 mark_as_consolidated = default_database.mark_as_consolidated
 mark_as_failed = default_database.mark_as_failed
+purge_raw_payloads = default_database.purge_raw_payloads
 reset_failed_raw_diamonds = default_database.reset_failed_raw_diamonds
 reset_stuck_claims = default_database.reset_stuck_claims
 upsert_raw_diamond = default_database.upsert_raw_diamond
@@ -97,6 +98,7 @@ retry_partition = default_database.retry_partition
 add_consolidation_stats = default_database.add_consolidation_stats
 cancel_run = default_database.cancel_run
 delete_run = default_database.delete_run
+finish_consolidation = default_database.finish_consolidation
 mark_consolidation_started = default_database.mark_consolidation_started
 update_worker_progress = default_database.update_worker_progress
 
@@ -113,6 +115,7 @@ purge_errors = default_database.purge_errors
 
 # -- dashboard ---------------------------------------------------------------
 get_consolidation_progress = default_database.get_consolidation_progress
+get_dashboard_summary = default_database.get_dashboard_summary
 get_run_details = default_database.get_run_details
 get_supplier_stats = default_database.get_supplier_stats
 list_runs = default_database.list_runs

@@ -4,7 +4,95 @@
 -- function run_status (sql/migrations/0009), the one definition used for
 -- display and for filters alike; :stalled_after is the stall threshold.
 
--- name: list_runs(status, started_after, started_before, after_started_at, after_run_id, row_limit, stalled_after)
+-- name: get_dashboard_summary(stalled_after)^
+-- The dashboard's front page in one statement (one snapshot), one JSON object
+-- per panel: live diamonds by availability and by supplier (one grouped read
+-- of diamonds_live_supplier_availability_idx, an index-only scan), each
+-- supplier's last completed run, and how many runs started in the last 7 days
+-- are in each status.
+-- role: reader
+WITH live AS (
+    SELECT
+        supplier,
+        availability,
+        count(*) AS diamonds
+    FROM diamonds
+    WHERE status = 'active'
+    GROUP BY supplier, availability
+),
+
+runs AS (
+    SELECT
+        p.run_id,
+        p.supplier,
+        p.started_at,
+        p.completed_at,
+        run_status(p, :stalled_after) AS status
+    FROM run_progress AS p
+),
+
+last_completed AS (
+    SELECT DISTINCT ON (supplier)
+        supplier,
+        run_id,
+        started_at,
+        completed_at
+    FROM runs
+    WHERE status = 'completed'
+    ORDER BY supplier ASC, started_at DESC, run_id DESC
+)
+
+SELECT
+    (SELECT coalesce(sum(diamonds), 0) FROM live)::BIGINT AS live_diamonds,
+    (
+        SELECT
+            coalesce(
+                jsonb_object_agg(by_availability.availability, by_availability.diamonds), '{}'
+            )
+        FROM (
+            SELECT
+                availability,
+                sum(diamonds) AS diamonds
+            FROM live
+            GROUP BY availability
+        ) AS by_availability
+    ) AS by_availability,
+    (
+        SELECT coalesce(jsonb_object_agg(by_supplier.supplier, by_supplier.diamonds), '{}')
+        FROM (
+            SELECT
+                supplier,
+                sum(diamonds) AS diamonds
+            FROM live
+            GROUP BY supplier
+        ) AS by_supplier
+    ) AS by_supplier,
+    (
+        SELECT
+            coalesce(
+                jsonb_object_agg(
+                    supplier,
+                    jsonb_build_object(
+                        'run_id', run_id, 'started_at', started_at, 'completed_at', completed_at
+                    )
+                ),
+                '{}'
+            )
+        FROM last_completed
+    ) AS last_successful_runs,
+    (
+        SELECT coalesce(jsonb_object_agg(recent.status, recent.runs), '{}')
+        FROM (
+            SELECT
+                status,
+                count(*) AS runs
+            FROM runs
+            WHERE started_at >= now() - INTERVAL '7 days'
+            GROUP BY status
+        ) AS recent
+    ) AS run_statuses;
+
+-- name: list_runs(supplier, status, started_after, started_before, after_started_at, after_run_id, row_limit, stalled_after)
 -- Runs, newest first, each filter ignored when NULL; keyset-paged: a page
 -- starts after (after_started_at, after_run_id), the previous page's last run.
 -- Read backwards along run_metadata_started_at_idx, so a page computes the
@@ -16,7 +104,8 @@ SELECT
     run_status(p, :stalled_after) AS status
 FROM run_progress AS p
 WHERE
-    (cast(:status AS TEXT) IS NULL OR run_status(p, :stalled_after) = :status)
+    (cast(:supplier AS TEXT) IS NULL OR p.supplier = :supplier)
+    AND (cast(:status AS TEXT) IS NULL OR run_status(p, :stalled_after) = :status)
     AND (cast(:started_after AS TIMESTAMPTZ) IS NULL OR p.started_at >= :started_after)
     AND (cast(:started_before AS TIMESTAMPTZ) IS NULL OR p.started_at < :started_before)
     AND (
@@ -60,16 +149,25 @@ ORDER BY supplier ASC;
 
 -- name: get_consolidation_progress(run_id)^
 -- The raw rows last written by a run, by consolidation status, and when the
--- oldest still pending was stored.
+-- oldest still pending was stored. Only the run's feed's partition is read
+-- (pruned at run time by the supplier), through raw_diamonds_run_idx.
 -- role: reader
 -- record: ConsolidationProgress
 SELECT
     cast(:run_id AS UUID) AS run_id,
     count(*) AS total,
-    count(*) FILTER (WHERE consolidation_status = 'done') AS done,
-    count(*) FILTER (WHERE consolidation_status = 'pending') AS pending,
-    count(*) FILTER (WHERE consolidation_status = 'processing') AS processing,
-    count(*) FILTER (WHERE consolidation_status = 'failed') AS failed,
-    min(created_at) FILTER (WHERE consolidation_status = 'pending') AS oldest_pending_at
-FROM raw_diamonds_nivoda
-WHERE run_id = :run_id;
+    count(*) FILTER (WHERE payload.consolidation_status = 'done') AS done,
+    count(*) FILTER (WHERE payload.consolidation_status = 'pending') AS pending,
+    count(*) FILTER (WHERE payload.consolidation_status = 'processing') AS processing,
+    count(*) FILTER (WHERE payload.consolidation_status = 'failed') AS failed,
+    min(payload.created_at) FILTER (
+        WHERE payload.consolidation_status = 'pending'
+    ) AS oldest_pending_at
+FROM raw_diamonds AS payload
+WHERE
+    payload.run_id = :run_id
+    AND payload.supplier = (
+        SELECT r.supplier
+        FROM run_metadata AS r
+        WHERE r.run_id = :run_id  -- noqa: RF02
+    );

@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from .._executor import Executor
 from ..keyset import MAX_PAGE, decode_keyset_cursor, keyset_page
 from ..records import (
     ConsolidationProgress,
+    DashboardSummary,
     KeysetPage,
+    LastRun,
     RunOverview,
     RunStatus,
     SupplierStats,
 )
-from ..validation import RUN_STATUSES, choice_arg, datetime_arg, int_arg, timedelta_arg, uuid_arg
+from ..validation import (
+    RUN_STATUSES,
+    choice_arg,
+    datetime_arg,
+    int_arg,
+    supplier_arg,
+    timedelta_arg,
+    uuid_arg,
+)
 from .run_control import STALLED_AFTER
+
+
+def _last_runs(panel: dict[str, Any]) -> dict[str, LastRun]:
+    """The summary's last-successful-runs panel (JSON) as records."""
+    return {
+        supplier: LastRun(
+            run_id=UUID(run["run_id"]),
+            started_at=datetime.fromisoformat(run["started_at"]),
+            completed_at=None
+            if run["completed_at"] is None
+            else datetime.fromisoformat(run["completed_at"]),
+        )
+        for supplier, run in panel.items()
+    }
 
 
 def _threshold(stalled_after: timedelta) -> timedelta:
@@ -25,6 +50,24 @@ def _threshold(stalled_after: timedelta) -> timedelta:
 
 class DashboardOperations(Executor):
     """Operations of queries/dashboard.sql."""
+
+    async def get_dashboard_summary(
+        self, *, stalled_after: timedelta = STALLED_AFTER
+    ) -> DashboardSummary:
+        """The dashboard's front page, in one statement.
+
+        Live diamonds by availability and by supplier, each supplier's last
+        completed run, and the statuses of the runs started in the last 7 days.
+        """
+        row = await self._run("get_dashboard_summary", {"stalled_after": _threshold(stalled_after)})
+        live, by_availability, by_supplier, last_runs, statuses = row
+        return DashboardSummary(
+            live_diamonds=live,
+            by_availability=by_availability,
+            by_supplier=by_supplier,
+            last_successful_runs=_last_runs(last_runs),
+            run_statuses=statuses,
+        )
 
     async def list_runs(
         self,
@@ -48,6 +91,7 @@ class DashboardOperations(Executor):
         rows = await self._all(
             RunOverview,
             "list_runs",
+            supplier=None if supplier is None else supplier_arg("supplier", supplier),
             status=None if status is None else choice_arg("status", status, RUN_STATUSES),
             started_after=datetime_arg("started_after", started_after, optional=True),
             started_before=datetime_arg("started_before", started_before, optional=True),

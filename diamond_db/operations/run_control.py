@@ -77,6 +77,23 @@ class RunControlOperations(Executor):
         started = await self._value("mark_consolidation_started", run_id=uuid_arg("run_id", run_id))
         return started is True
 
+    async def finish_consolidation(self, run_id: UUID | str) -> int | None:
+        """Record the end of the run's consolidation and bump its supplier's dataset version.
+
+        One transaction, so the new version is visible exactly when the end is.
+        Returns the new version; None, changing nothing, when the consolidation
+        had already finished. NotFoundError for an unknown run.
+        """
+        run = uuid_arg("run_id", run_id)
+        async with self._atomic() as tx:
+            finished = await tx._one(RunMetadata, "finish_consolidation", run_id=run)
+            if finished is not None:
+                version: int = await tx._value("bump_dataset_version", supplier=finished.supplier)
+                return version
+            if await tx._one(RunMetadata, "get_run_metadata", run_id=run) is None:
+                raise NotFoundError(f"run {run} does not exist")
+            return None
+
     async def add_consolidation_stats(
         self, run_id: UUID | str, processed: int, errors: int
     ) -> RunMetadata:

@@ -110,6 +110,7 @@ ADD COLUMN updated_at TIMESTAMPTZ;
 CREATE VIEW run_progress AS
 SELECT
     r.run_id,
+    r.supplier,
     r.run_type,
     r.started_at,
     r.completed_at,
