@@ -36,7 +36,7 @@ DECLARE
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0004 4672d56fd67d66f3cac8cfe545fd6edbd49803c68166362869336a211be2f9b0',
-        '0009 b3ffe5705145488f75c8e5fa462fdaea3ae18ac6300bd3fe2680a52ce7965844',
+        '0009 eb04b5a7d273c1bda3cfa94943b006ce83cdb8b99eeb03e5e67615041dc1ec31',
         '0010 6775aa872f2cf7348fc624788c8231d4dc6fde3711b63839d94c235619dfdcd8'
     ];
     recorded TEXT[];
@@ -442,14 +442,11 @@ CREATE TABLE IF NOT EXISTS error_log (
     CONSTRAINT error_log_occurrences_check CHECK (occurrences > 0)
 );
 
--- list_errors and purge_errors: newest first, keyset-paged by (last_seen, id).
-CREATE INDEX IF NOT EXISTS error_log_last_seen_idx ON error_log (last_seen, id);
-
--- list_errors(service=...) and error_services.
-CREATE INDEX IF NOT EXISTS error_log_service_last_seen_idx ON error_log (service, last_seen, id);
-
--- list_errors(run_id=...): the groups last seen in a run.
-CREATE INDEX IF NOT EXISTS error_log_run_idx ON error_log (run_id) WHERE run_id IS NOT NULL;
+-- No index but the fingerprint's: groups are few (like errors are counted,
+-- not stored one by one), so list_errors and purge_errors read them all, and
+-- counting an occurrence stays a HOT update (last_seen changes every time:
+-- an index on it would add an index entry per occurrence, and a burst of
+-- 10,000 would make each upsert step over thousands of dead index entries).
 
 -- A run with its worker counts (from its partitions when it has any, else
 -- from the run's counters), its rows and its last activity. Every read of a
@@ -709,7 +706,7 @@ VALUES
 (
     '0009',
     'pipeline_operations',
-    'b3ffe5705145488f75c8e5fa462fdaea3ae18ac6300bd3fe2680a52ce7965844',
+    'eb04b5a7d273c1bda3cfa94943b006ce83cdb8b99eeb03e5e67615041dc1ec31',
     0,
     'sql/bootstrap.sql'
 ),

@@ -75,14 +75,11 @@ CREATE TABLE error_log (
     CONSTRAINT error_log_occurrences_check CHECK (occurrences > 0)
 );
 
--- list_errors and purge_errors: newest first, keyset-paged by (last_seen, id).
-CREATE INDEX error_log_last_seen_idx ON error_log (last_seen, id);
-
--- list_errors(service=...) and error_services.
-CREATE INDEX error_log_service_last_seen_idx ON error_log (service, last_seen, id);
-
--- list_errors(run_id=...): the groups last seen in a run.
-CREATE INDEX error_log_run_idx ON error_log (run_id) WHERE run_id IS NOT NULL;
+-- No index but the fingerprint's: groups are few (like errors are counted,
+-- not stored one by one), so list_errors and purge_errors read them all, and
+-- counting an occurrence stays a HOT update (last_seen changes every time:
+-- an index on it would add an index entry per occurrence, and a burst of
+-- 10,000 would make each upsert step over thousands of dead index entries).
 
 -- Run control: a cancelled run keeps when and why; consolidators report
 -- their start, additive statistics and end.
