@@ -19,7 +19,7 @@ from typing import Any, Final
 from uuid import uuid4
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from diamond_db import Database
 
@@ -47,9 +47,7 @@ FROM generate_series(1, %(rows)s) AS n
 
 
 def _url(base: str, name: str) -> str:
-    params = conninfo_to_dict(base)
-    params["dbname"] = name
-    return make_conninfo(**params)
+    return make_conninfo(base, dbname=name)
 
 
 async def _build(bench: Bench, name: str, feeds: tuple[str, ...], rows: int) -> str:
@@ -83,7 +81,8 @@ async def run(bench: Bench) -> None:
                     got = await dbs[database].claim_unconsolidated_raw_diamonds(
                         batch, f"bench-{label}", supplier=feed
                     )
-                    assert len(got) == batch and {r.supplier for r in got} == {feed}
+                    assert len(got) == batch
+                    assert {r.supplier for r in got} == {feed}
 
                 return Contender(label, claim, items=batch)
 
