@@ -54,6 +54,8 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _migration_targets(case)
         elif case.scenario == "dashboard":
             targets += _dashboard_targets(case)
+        elif case.scenario == "feeds":
+            targets += _feeds_targets(case)
     return targets
 
 
@@ -74,6 +76,22 @@ def _dashboard_targets(case: Case) -> list[Target]:
             f"{runs:.2f}x ({_ms(case.median('list_runs'))} vs {count})",
             runs <= 1,
         ),
+    ]
+
+
+FEEDS_LIMIT = 1.25  # "costs what it costs with one feed present", within measuring noise
+
+
+def _feeds_targets(case: Case) -> list[Target]:
+    """Issue 13: a claim on one feed costs what it costs with one feed present."""
+    return [
+        Target(
+            f"claim, {ratio.split('/')[0]} vs 1 feed",
+            f"<= {FEEDS_LIMIT}x",
+            f"{value:.2f}x",
+            value <= FEEDS_LIMIT,
+        )
+        for ratio, value in case.ratios.items()
     ]
 
 
