@@ -247,15 +247,15 @@ async def count_live(conn: Connection) -> int:
 
 
 async def add_dashboard_runs(conn: Connection, runs: int) -> None:
-    """`runs` runs of 3 partitions and 3 worker runs each, 10 minutes apart, 9 in 10 finished."""
+    """`runs` runs of 3 partitions and 3 worker runs each, hourly, 9 in 10 finished."""
     await conn.execute(
         """
         WITH runs AS (
             INSERT INTO run_metadata
                 (run_type, expected_workers, supplier, started_at, completed_at)
-            SELECT 'full', 3, %(supplier)s, now() - n * interval '10 minutes',
+            SELECT 'full', 3, %(supplier)s, now() - n * interval '1 hour',
                 CASE WHEN n %% 10 <> 0
-                    THEN now() - n * interval '10 minutes' + interval '5 minutes' END
+                    THEN now() - n * interval '1 hour' + interval '20 minutes' END
             FROM generate_series(1, %(runs)s) AS n
             RETURNING run_id, started_at, completed_at
         ),

@@ -3,8 +3,10 @@
 The issue's targets, at 1,000,000 diamonds and 1,000 runs: get_dashboard_summary
 within 2x of `SELECT count(*) FROM diamonds WHERE status = 'active'` (same
 rounds, paired), list_runs page 1 within 1x. The benchmark adds its runs (3
-partitions and worker runs each) under a supplier of its own and removes them
-afterwards, so the database stays as built.
+partitions and worker runs each, one an hour, as a feed's hourly incremental
+runs: about 6 weeks of history, 168 of them in the summary's 7-day window)
+under a supplier of its own and removes them afterwards, so the database stays
+as built.
 """
 
 from __future__ import annotations

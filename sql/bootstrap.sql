@@ -36,8 +36,8 @@ DECLARE
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0004 017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd',
-        '0009 eb04b5a7d273c1bda3cfa94943b006ce83cdb8b99eeb03e5e67615041dc1ec31',
-        '0010 6775aa872f2cf7348fc624788c8231d4dc6fde3711b63839d94c235619dfdcd8'
+        '0009 a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
+        '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016'
     ];
     recorded TEXT[];
 BEGIN
@@ -369,6 +369,10 @@ CREATE TABLE IF NOT EXISTS run_metadata (
 -- list_runs: newest first, keyset-paged by (started_at, run_id).
 CREATE INDEX IF NOT EXISTS run_metadata_started_at_idx
 ON run_metadata (started_at, run_id);
+
+-- list_runs(supplier=...) and the summary's last completed run per supplier.
+CREATE INDEX IF NOT EXISTS run_metadata_supplier_started_at_idx
+ON run_metadata (supplier, started_at, run_id);
 
 -- One row per (run, partition): a partition is worked by one worker at a time.
 CREATE TABLE IF NOT EXISTS worker_runs (
@@ -706,14 +710,14 @@ VALUES
 (
     '0009',
     'pipeline_operations',
-    'eb04b5a7d273c1bda3cfa94943b006ce83cdb8b99eeb03e5e67615041dc1ec31',
+    'a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
     0,
     'sql/bootstrap.sql'
 ),
 (
     '0010',
     'pipeline_indexes',
-    '6775aa872f2cf7348fc624788c8231d4dc6fde3711b63839d94c235619dfdcd8',
+    '473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016',
     0,
     'sql/bootstrap.sql'
 )
