@@ -35,7 +35,7 @@ DECLARE
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
-        '0004 017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd'
+        '0004 51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897'
     ];
     recorded TEXT[];
 BEGIN
@@ -525,7 +525,7 @@ VALUES
 (
     '0004',
     'raw_diamonds_by_supplier',
-    '017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd',
+    '51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
     0,
     'sql/bootstrap.sql'
 )
