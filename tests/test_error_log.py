@@ -190,3 +190,18 @@ async def test_list_errors_pages_and_filters_and_purge_keeps_recent_groups(
     assert scalar(diamond_db_url, "SELECT count(*) FROM error_log") == 5
     with pytest.raises(ValidationError):
         await diamond_db.list_errors(cursor="garbage!")
+
+
+def test_one_database_logs_across_event_loops(diamond_db_url: str) -> None:
+    """A process-wide Database (as the module-level functions use) outlives asyncio.run calls."""
+    reset_database(diamond_db_url)
+    db = Database(diamond_db_url, min_size=1)
+
+    async def once(n: int) -> bool:
+        try:
+            return await db.log_error("cron", f"job {n} failed")
+        finally:
+            await db.close()
+
+    assert [asyncio.run(once(n)) for n in range(3)] == [True, True, True]
+    assert scalar(diamond_db_url, "SELECT occurrences FROM error_log") == 3

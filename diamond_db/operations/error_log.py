@@ -137,6 +137,8 @@ class ErrorLogOperations(Executor):
         bursts: dict[str, _Burst] = self.__dict__.setdefault("_error_bursts", {})
         fingerprint = occurrence["fingerprint"]
         burst = bursts.get(fingerprint)
+        if burst is not None and burst.written.get_loop() is not asyncio.get_running_loop():
+            burst = None  # left by an event loop that is gone (asyncio.run called again)
         if burst is not None and not burst.closed:
             burst.join(occurrence)
             return burst.written
