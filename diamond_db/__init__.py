@@ -90,6 +90,7 @@ from .operations.raw_diamonds import payload_hash
 from .records import (
     ApiKey,
     Diamond,
+    DiamondImage,
     DiamondInput,
     ExchangeRate,
     HoldHistory,
@@ -114,6 +115,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Diamond",
     "DiamondDBError",
+    "DiamondImage",
     "DiamondInput",
     "DiamondSearch",
     "DuplicateApiKey",
