@@ -35,7 +35,8 @@ DECLARE
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
-        '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23'
+        '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+        '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd'
     ];
     recorded TEXT[];
 BEGIN
@@ -528,6 +529,13 @@ VALUES
     '0005',
     'grading_columns',
     '34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0006',
+    'grading_backfill',
+    '8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
     0,
     'sql/bootstrap.sql'
 )
