@@ -34,7 +34,9 @@ DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
-        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131'
+        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+        '0011 582358e6b76c6e0eefe12fa9bc383fe95a8101d936c66438cb1045f8d58b6756',
+        '0012 c3909e55bc59409800cac428995a8e2b2a3b2973d6d92eee118f7c97fccc89f9'
     ];
     recorded TEXT[];
 BEGIN
@@ -122,6 +124,7 @@ CREATE TABLE IF NOT EXISTS diamonds (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     deleted_at TIMESTAMPTZ,
+    pricing_rating INTEGER,
     CONSTRAINT diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
     CONSTRAINT diamonds_carats_check CHECK (carats > 0),
     CONSTRAINT diamonds_prices_check CHECK (
@@ -131,6 +134,7 @@ CREATE TABLE IF NOT EXISTS diamonds (
     ),
     CONSTRAINT diamonds_markup_ratio_check CHECK (markup_ratio > 0),
     CONSTRAINT diamonds_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT diamonds_pricing_rating_check CHECK (pricing_rating BETWEEN 1 AND 10),
     CONSTRAINT diamonds_availability_check CHECK (
         availability IN ('available', 'on_hold', 'sold', 'unavailable')
     ),
@@ -278,10 +282,18 @@ CREATE TABLE IF NOT EXISTS pricing_rules (
     active BOOLEAN NOT NULL DEFAULT TRUE,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    price_min_cents BIGINT,
+    price_max_cents BIGINT,
+    fancy BOOLEAN,
     CONSTRAINT pricing_rules_carat_range_check CHECK (carat_min <= carat_max),
     CONSTRAINT pricing_rules_shapes_check CHECK (cardinality(shapes) > 0),
     CONSTRAINT pricing_rules_markup_ratio_check CHECK (markup_ratio > 0),
-    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10)
+    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT pricing_rules_price_range_check CHECK (
+        price_min_cents >= 0
+        AND price_max_cents >= 0
+        AND price_min_cents <= price_max_cents
+    )
 );
 
 -- The platform's default rule, seeded only when this file creates the schema
@@ -465,6 +477,256 @@ CREATE TABLE IF NOT EXISTS exchange_rates (
     )
 );
 
+-- Rating rules: the first active rule by priority, then id, whose criteria all
+-- match gives a diamond its rating. A NULL criterion matches every diamond; a
+-- NULL diamond value never matches a non-NULL range. List criteria are stored
+-- upper-cased and compared with the diamond's value upper-cased
+-- (case-insensitive equality).
+CREATE TABLE IF NOT EXISTS rating_rules (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    priority INTEGER NOT NULL DEFAULT 100,
+    rating INTEGER NOT NULL,
+    supplier TEXT,
+    shapes TEXT [],
+    colors TEXT [],
+    clarities TEXT [],
+    cuts TEXT [],
+    polishes TEXT [],
+    symmetries TEXT [],
+    fluorescences TEXT [],
+    certificate_labs TEXT [],
+    girdles TEXT [],
+    culet_sizes TEXT [],
+    lab_grown BOOLEAN,
+    carat_min NUMERIC(6, 2),
+    carat_max NUMERIC(6, 2),
+    price_min_cents BIGINT,
+    price_max_cents BIGINT,
+    table_pct_min NUMERIC,
+    table_pct_max NUMERIC,
+    depth_pct_min NUMERIC,
+    depth_pct_max NUMERIC,
+    crown_angle_min NUMERIC,
+    crown_angle_max NUMERIC,
+    crown_height_min NUMERIC,
+    crown_height_max NUMERIC,
+    pavilion_angle_min NUMERIC,
+    pavilion_angle_max NUMERIC,
+    pavilion_depth_min NUMERIC,
+    pavilion_depth_max NUMERIC,
+    ratio_min NUMERIC,
+    ratio_max NUMERIC,
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT rating_rules_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT rating_rules_lists_check CHECK (
+        cardinality(shapes) > 0
+        AND cardinality(colors) > 0
+        AND cardinality(clarities) > 0
+        AND cardinality(cuts) > 0
+        AND cardinality(polishes) > 0
+        AND cardinality(symmetries) > 0
+        AND cardinality(fluorescences) > 0
+        AND cardinality(certificate_labs) > 0
+        AND cardinality(girdles) > 0
+        AND cardinality(culet_sizes) > 0
+    ),
+    CONSTRAINT rating_rules_ranges_check CHECK (
+        carat_min <= carat_max
+        AND price_min_cents <= price_max_cents
+        AND table_pct_min <= table_pct_max
+        AND depth_pct_min <= depth_pct_max
+        AND crown_angle_min <= crown_angle_max
+        AND crown_height_min <= crown_height_max
+        AND pavilion_angle_min <= pavilion_angle_max
+        AND pavilion_depth_min <= pavilion_depth_max
+        AND ratio_min <= ratio_max
+    )
+);
+
+-- Catalogue jobs: one table for both kinds. Every status change is a
+-- compare-and-set; the lease (holder, expiry) lets one worker at a time work a
+-- job and the next one take over when it expires. `phase` says what the job
+-- does when worked: 'run' (re-price or re-rate) or 'revert', so a failed revert
+-- retried resumes as a revert. `checkpoint` is the last diamond id done in the
+-- current phase; `suppliers` the suppliers whose diamonds the job changed.
+CREATE TABLE IF NOT EXISTS catalogue_jobs (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    phase TEXT NOT NULL DEFAULT 'run',
+    filters JSONB,
+    reason TEXT NOT NULL,
+    triggered_by_rule_id UUID,
+    total BIGINT,
+    processed BIGINT NOT NULL DEFAULT 0,
+    changed BIGINT NOT NULL DEFAULT 0,
+    restored BIGINT NOT NULL DEFAULT 0,
+    skipped BIGINT NOT NULL DEFAULT 0,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    checkpoint UUID,
+    suppliers TEXT [] NOT NULL DEFAULT '{}',
+    lease_holder TEXT,
+    lease_expires_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    reverted_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT catalogue_jobs_kind_check CHECK (kind IN ('pricing', 'rating')),
+    CONSTRAINT catalogue_jobs_status_check CHECK (
+        status IN (
+            'pending', 'running', 'cancelling', 'cancelled', 'completed', 'failed',
+            'reverting', 'reverted'
+        )
+    ),
+    CONSTRAINT catalogue_jobs_phase_check CHECK (phase IN ('run', 'revert')),
+    CONSTRAINT catalogue_jobs_counts_check CHECK (
+        processed >= 0 AND changed >= 0 AND restored >= 0 AND skipped >= 0
+        AND retry_count >= 0
+    )
+);
+
+-- At most one active job per kind, decided by the database: a second
+-- start_catalogue_job (or a revert or retry while another job of the kind is
+-- active) violates it (JobConflict).
+CREATE UNIQUE INDEX IF NOT EXISTS catalogue_jobs_one_active_key
+ON catalogue_jobs (kind)
+WHERE status IN ('pending', 'running', 'cancelling', 'reverting');
+
+-- list_catalogue_jobs: newest first.
+CREATE INDEX IF NOT EXISTS catalogue_jobs_created_idx
+ON catalogue_jobs (created_at, id);
+
+-- One row per diamond a job changed: the values before and after. The first
+-- snapshot of a diamond in a job wins (INSERT ... ON CONFLICT DO NOTHING). No
+-- foreign key to diamonds (never hard-deleted): each would cost a lookup per
+-- changed row. Columns a job's kind does not compute stay NULL.
+CREATE TABLE IF NOT EXISTS catalogue_job_snapshots (
+    job_id UUID NOT NULL REFERENCES catalogue_jobs (id) ON DELETE CASCADE,
+    diamond_id UUID NOT NULL,
+    old_markup_ratio NUMERIC(5, 4),
+    new_markup_ratio NUMERIC(5, 4),
+    old_retail_price_cents BIGINT,
+    new_retail_price_cents BIGINT,
+    old_pricing_rating INTEGER,
+    new_pricing_rating INTEGER,
+    old_rating INTEGER,
+    new_rating INTEGER,
+    CONSTRAINT catalogue_job_snapshots_pkey PRIMARY KEY (job_id, diamond_id)
+);
+
+-- retail_price_cents = supplier price x markup, rounded half to even (as
+-- Python's Decimal rounds); NULL without a markup.
+CREATE OR REPLACE FUNCTION diamond_retail_cents(price_cents BIGINT, markup NUMERIC)
+RETURNS BIGINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN
+        price_cents * markup - floor(price_cents * markup) = 0.5
+        AND floor(price_cents * markup) % 2 = 0
+        THEN floor(price_cents * markup)
+    ELSE round(price_cents * markup)
+END::BIGINT;
+
+-- The pricing rule of a diamond: the first active rule, by priority then id,
+-- whose every criterion is NULL or matches (ranges inclusive). A set-returning
+-- SQL function, so the planner inlines it as a LATERAL subquery.
+CREATE OR REPLACE FUNCTION pricing_rule_for(
+    p_carats NUMERIC,
+    p_shape TEXT,
+    p_lab_grown BOOLEAN,
+    p_supplier TEXT,
+    p_supplier_price_cents BIGINT,
+    p_fancy BOOLEAN
+)
+RETURNS SETOF pricing_rules
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT r.*
+FROM pricing_rules AS r
+WHERE
+    r.active
+    AND (r.carat_min IS NULL OR r.carat_min <= p_carats)
+    AND (r.carat_max IS NULL OR r.carat_max >= p_carats)
+    AND (r.shapes IS NULL OR p_shape = any(r.shapes))
+    AND (r.lab_grown IS NULL OR r.lab_grown = p_lab_grown)
+    AND (r.supplier IS NULL OR r.supplier = p_supplier)
+    AND (r.price_min_cents IS NULL OR r.price_min_cents <= p_supplier_price_cents)
+    AND (r.price_max_cents IS NULL OR r.price_max_cents >= p_supplier_price_cents)
+    AND (r.fancy IS NULL OR r.fancy = p_fancy)
+ORDER BY r.priority ASC, r.id ASC
+LIMIT 1
+$$;
+
+-- The rating rule of a diamond, matched like pricing_rule_for; list criteria
+-- compare upper-cased (the lists are stored upper-cased).
+CREATE OR REPLACE FUNCTION rating_rule_for(
+    p_supplier TEXT,
+    p_shape TEXT,
+    p_color TEXT,
+    p_clarity TEXT,
+    p_cut TEXT,
+    p_polish TEXT,
+    p_symmetry TEXT,
+    p_fluorescence TEXT,
+    p_certificate_lab TEXT,
+    p_girdle TEXT,
+    p_culet_size TEXT,
+    p_lab_grown BOOLEAN,
+    p_carats NUMERIC,
+    p_supplier_price_cents BIGINT,
+    p_table_pct NUMERIC,
+    p_depth_pct NUMERIC,
+    p_crown_angle NUMERIC,
+    p_crown_height NUMERIC,
+    p_pavilion_angle NUMERIC,
+    p_pavilion_depth NUMERIC,
+    p_ratio NUMERIC
+)
+RETURNS SETOF rating_rules
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT r.*
+FROM rating_rules AS r
+WHERE
+    r.active
+    AND (r.supplier IS NULL OR r.supplier = p_supplier)
+    AND (r.shapes IS NULL OR upper(p_shape) = any(r.shapes))
+    AND (r.colors IS NULL OR upper(p_color) = any(r.colors))
+    AND (r.clarities IS NULL OR upper(p_clarity) = any(r.clarities))
+    AND (r.cuts IS NULL OR upper(p_cut) = any(r.cuts))
+    AND (r.polishes IS NULL OR upper(p_polish) = any(r.polishes))
+    AND (r.symmetries IS NULL OR upper(p_symmetry) = any(r.symmetries))
+    AND (r.fluorescences IS NULL OR upper(p_fluorescence) = any(r.fluorescences))
+    AND (r.certificate_labs IS NULL OR upper(p_certificate_lab) = any(r.certificate_labs))
+    AND (r.girdles IS NULL OR upper(p_girdle) = any(r.girdles))
+    AND (r.culet_sizes IS NULL OR upper(p_culet_size) = any(r.culet_sizes))
+    AND (r.lab_grown IS NULL OR r.lab_grown = p_lab_grown)
+    AND (r.carat_min IS NULL OR r.carat_min <= p_carats)
+    AND (r.carat_max IS NULL OR r.carat_max >= p_carats)
+    AND (r.price_min_cents IS NULL OR r.price_min_cents <= p_supplier_price_cents)
+    AND (r.price_max_cents IS NULL OR r.price_max_cents >= p_supplier_price_cents)
+    AND (r.table_pct_min IS NULL OR r.table_pct_min <= p_table_pct)
+    AND (r.table_pct_max IS NULL OR r.table_pct_max >= p_table_pct)
+    AND (r.depth_pct_min IS NULL OR r.depth_pct_min <= p_depth_pct)
+    AND (r.depth_pct_max IS NULL OR r.depth_pct_max >= p_depth_pct)
+    AND (r.crown_angle_min IS NULL OR r.crown_angle_min <= p_crown_angle)
+    AND (r.crown_angle_max IS NULL OR r.crown_angle_max >= p_crown_angle)
+    AND (r.crown_height_min IS NULL OR r.crown_height_min <= p_crown_height)
+    AND (r.crown_height_max IS NULL OR r.crown_height_max >= p_crown_height)
+    AND (r.pavilion_angle_min IS NULL OR r.pavilion_angle_min <= p_pavilion_angle)
+    AND (r.pavilion_angle_max IS NULL OR r.pavilion_angle_max >= p_pavilion_angle)
+    AND (r.pavilion_depth_min IS NULL OR r.pavilion_depth_min <= p_pavilion_depth)
+    AND (r.pavilion_depth_max IS NULL OR r.pavilion_depth_max >= p_pavilion_depth)
+    AND (r.ratio_min IS NULL OR r.ratio_min <= p_ratio)
+    AND (r.ratio_max IS NULL OR r.ratio_max >= p_ratio)
+ORDER BY r.priority ASC, r.id ASC
+LIMIT 1
+$$;
+
 -- Every migration this file contains, as `diamond-db migrate` records it.
 INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
 VALUES
@@ -486,6 +748,20 @@ VALUES
     '0003',
     'checkout_indexes',
     '3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0011',
+    'catalogue_jobs',
+    '582358e6b76c6e0eefe12fa9bc383fe95a8101d936c66438cb1045f8d58b6756',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0012',
+    'pricing_rating_backfill',
+    'c3909e55bc59409800cac428995a8e2b2a3b2973d6d92eee118f7c97fccc89f9',
     0,
     'sql/bootstrap.sql'
 )

@@ -8,12 +8,14 @@ inherit `Operations`, so every operation is available on each.
 from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
+from .catalogue_jobs import CatalogueJobOperations
 from .checkout import CheckoutOperations
 from .diamonds import DiamondOperations
 from .exchange_rates import ExchangeRateOperations
 from .hold_history import HoldHistoryOperations
 from .pricing_rules import PricingRuleOperations
 from .purchase_history import PurchaseHistoryOperations
+from .rating_rules import RatingRuleOperations
 from .raw_diamonds import RawDiamondOperations
 from .run_metadata import RunMetadataOperations
 from .worker_runs import WorkerRunOperations
@@ -25,6 +27,8 @@ class Operations(
     RunMetadataOperations,
     WorkerRunOperations,
     PricingRuleOperations,
+    RatingRuleOperations,
+    CatalogueJobOperations,
     ApiKeyOperations,
     HoldHistoryOperations,
     PurchaseHistoryOperations,
