@@ -252,10 +252,27 @@ class CatalogueJobOperations(Executor):
         )
         if job is None:
             return await self._existing(id)
+        try:
+            return await self._batches(job, worker, size, seconds, on_progress)
+        except BaseException:
+            # Stopped (an error, on_progress raised, the task was cancelled): the
+            # last batch is committed or rolled back whole, so the next worker
+            # may resume at once rather than when the lease expires.
+            await self._release(id, worker)
+            raise
+
+    async def _batches(
+        self,
+        job: CatalogueJob,
+        worker: str,
+        size: int,
+        seconds: float,
+        on_progress: OnProgress | None,
+    ) -> CatalogueJob:
         while True:
             step = await self._batch_with_retries(job, worker, size, seconds)
             if step is None:  # lost the lease, or cancelled: end it if still ours
-                return await self._end(id, worker)
+                return await self._end(job.id, worker)
             job, more = step
             if not more:
                 return job
@@ -276,9 +293,7 @@ class CatalogueJobOperations(Executor):
                     raise
                 logger.warning("catalogue job %s: batch conflicted; retrying", job.id)
             except psycopg.OperationalError:
-                # The connection died mid-batch (rolled back): hand the job on.
-                await self._release(job.id, worker)
-                raise
+                raise  # the connection died mid-batch (rolled back): _work hands the job on
             except psycopg.Error as error:
                 await self._fail(job.id, worker, _error_text(error))
                 raise
@@ -339,7 +354,7 @@ class CatalogueJobOperations(Executor):
     async def _release(self, id: UUID, worker: str) -> None:
         try:
             await self._rowcount("release_catalogue_job_lease", id=id, worker_id=worker)
-        except psycopg.Error:  # the server is gone too: the lease will expire
+        except Exception:  # the server is gone too: the lease will expire
             logger.warning("catalogue job %s: could not release the lease", id)
 
 
