@@ -1,4 +1,4 @@
-"""Rating rules: CRUD, case-insensitive lists, inclusive ranges; pricing rules' price band and fancy."""
+"""Rating rules (CRUD, case-insensitive lists, ranges); pricing rules' price band and fancy."""
 
 from __future__ import annotations
 
@@ -83,11 +83,14 @@ async def test_create_update_clear_and_deactivate(diamond_db: Database) -> None:
         rating=8, colors=["d", "E"], carat_min="0.5", carat_max=2, culet_sizes="none"
     )
     assert (rule.colors, rule.culet_sizes, rule.carat_min) == (["D", "E"], ["NONE"], Decimal("0.5"))
-    assert rule.active and rule.priority == 100 and rule.shapes is None
+    assert rule.active
+    assert rule.priority == 100
+    assert rule.shapes is None
     updated = await diamond_db.update_rating_rule(rule.id, colors=None, rating=3, ratio_min="1.2")
     assert updated is not None
     assert (updated.colors, updated.rating, updated.ratio_min) == (None, 3, Decimal("1.2"))
-    assert updated.carat_max == Decimal("2") and updated.culet_sizes == ["NONE"]
+    assert updated.carat_max == Decimal("2")
+    assert updated.culet_sizes == ["NONE"]
     assert await diamond_db.get_rating_rule(rule.id) == updated
     assert await diamond_db.deactivate_rating_rule(rule.id)
     assert not await diamond_db.deactivate_rating_rule(rule.id)
@@ -127,7 +130,8 @@ async def test_pricing_rules_match_a_price_band_and_fancy_colour(diamond_db: Dat
     assert await match("1.00", "ROUND", False, "nivoda", 200_001) == default
     assert await match("1.00", "ROUND", False, "nivoda") == default  # no price: no band matches
     updated = await diamond_db.update_pricing_rule(band.id, price_max_cents=None, fancy=False)
-    assert updated is not None and (updated.price_max_cents, updated.fancy) == (None, False)
+    assert updated is not None
+    assert (updated.price_max_cents, updated.fancy) == (None, False)
     with pytest.raises(ValidationError, match="price_min_cents"):
         await diamond_db.create_pricing_rule(
             markup_ratio="1.1", price_min_cents=5, price_max_cents=4
