@@ -379,13 +379,10 @@ ORDER BY 1
 
 async def _copy(conn: psycopg.AsyncConnection[Any], rows: int, fillfactor: int) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {COPY}".encode())
-    await conn.execute(
-        f"CREATE TABLE {COPY} (LIKE diamonds INCLUDING DEFAULTS) WITH (fillfactor = {fillfactor})".encode()
-    )
-    await conn.execute(
-        f"INSERT INTO {COPY} SELECT * FROM diamonds WHERE status = 'active' ORDER BY id LIMIT %s".encode(),
-        (rows,),
-    )
+    create = f"CREATE TABLE {COPY} (LIKE diamonds INCLUDING DEFAULTS) WITH (fillfactor = %s)"
+    await conn.execute(create.replace("%s", str(int(fillfactor))).encode())
+    fill = f"INSERT INTO {COPY} SELECT * FROM diamonds WHERE status = 'active' ORDER BY id LIMIT %s"
+    await conn.execute(fill.encode(), (rows,))
     await conn.execute(f"ALTER TABLE {COPY} ADD PRIMARY KEY (id)".encode())
     await conn.execute(f"VACUUM ANALYZE {COPY}".encode())
 
