@@ -294,7 +294,12 @@ restored AS (
 UPDATE catalogue_jobs AS j
 SET
     checkpoint = coalesce(
-        (SELECT b.diamond_id FROM batch AS b ORDER BY b.diamond_id DESC LIMIT 1),
+        (
+            SELECT b.diamond_id
+            FROM batch AS b
+            ORDER BY b.diamond_id DESC
+            LIMIT 1
+        ),
         j.checkpoint
     ),
     restored = j.restored + (SELECT count(*) FROM restored),

@@ -195,18 +195,21 @@ async def row_locked(url: str, diamond_id: UUID) -> AsyncIterator[psycopg.AsyncC
 
 
 async def lock_waiters(url: str, text: str, count: int = 1) -> list[int]:
-    """Backends waiting on a lock in a statement containing `text` (at least `count`)."""
+    """Backends waiting on a lock in a statement whose first kilobyte contains `text`."""
     sql = (
         "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
         " AND datname = current_database() AND position(%s in query) > 0"
     )
-    for _ in range(1000):
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for _ in range(2000):
             rows = await (await conn.execute(sql.encode(), (text,))).fetchall()
-        if len(rows) >= count:
-            return [int(row[0]) for row in rows]
-        await asyncio.sleep(0.01)  # polls for a state the test itself waits for
+            if len(rows) >= count:
+                return [int(row[0]) for row in rows]
+            await asyncio.sleep(0.005)  # polls for a state the test itself waits for
     raise AssertionError(f"no backend waiting in {text!r}")
+
+
+BATCH_STATEMENT = "j.kind = 'pricing' AS pricing"  # apply_catalogue_job_batch's first CTE
 
 
 def nth_id(url: str, n: int) -> UUID:
@@ -334,7 +337,7 @@ async def test_a_backend_killed_mid_batch_loses_that_batch_only_and_another_work
         worker = asyncio.create_task(
             diamond_db.run_catalogue_job(job.id, worker_id="doomed", batch_size=100)
         )
-        [pid] = await lock_waiters(diamond_db_url, "catalogue_job_snapshots")
+        [pid] = await lock_waiters(diamond_db_url, BATCH_STATEMENT)
         fetch(diamond_db_url, "SELECT pg_terminate_backend(%s)", pid)
         with pytest.raises(psycopg.OperationalError):
             await worker
@@ -425,7 +428,7 @@ async def test_a_cancel_racing_a_batch_ends_cancelled_never_completed(
         worker = asyncio.create_task(
             diamond_db.run_catalogue_job(job.id, worker_id="w", batch_size=100)
         )
-        await lock_waiters(diamond_db_url, "catalogue_job_snapshots")
+        await lock_waiters(diamond_db_url, BATCH_STATEMENT)
         cancel = asyncio.create_task(diamond_db.cancel_catalogue_job(job.id))
         await lock_waiters(diamond_db_url, "cancelling", count=1)  # waits for the batch
     cancelling, done = await asyncio.gather(cancel, worker)

@@ -216,11 +216,12 @@ class CatalogueJobOperations(Executor):
         id = uuid_arg("job_id", job_id)
         try:
             async with self._atomic() as tx:
-                await tx._one(CatalogueJob, "begin_catalogue_job_revert", id=id)
+                begun = await tx._one(CatalogueJob, "begin_catalogue_job_revert", id=id)
         except psycopg.errors.UniqueViolation:
             raise JobConflict(f"job {id}: another job of its kind is active") from None
-        current = await self._existing(id)
-        if current.phase != "revert":
+        current = begun or await self._existing(id)
+        resumable = current.phase == "revert" and current.status in ("pending", "reverting")
+        if not resumable:
             raise JobConflict(
                 f"job {id} is {current.status}; only a completed or cancelled job reverts"
             )
