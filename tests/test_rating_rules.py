@@ -66,7 +66,7 @@ async def test_matching_agrees_with_the_oracle(diamond_db: Database) -> None:
     ordered = sorted(created, key=lambda r: (r.priority, r.id))
     assert await diamond_db.get_active_rating_rules() == ordered
     for _ in range(60):
-        probe = {
+        probe: dict[str, Any] = {
             "supplier": rng.choice(("nivoda", "other")),
             "color": rng.choice((None, *COLORS, "e")),
             "girdle": rng.choice((None, *GIRDLES)),
