@@ -7,7 +7,7 @@
 -- role: writer
 TRUNCATE
 diamonds,
-raw_diamonds_nivoda,
+raw_diamonds,
 pricing_rules,
 run_metadata,
 worker_runs,
@@ -18,7 +18,10 @@ order_number_counters,
 exchange_rates,
 rating_rules,
 catalogue_job_snapshots,
-catalogue_jobs;
+catalogue_jobs,
+partition_progress,
+dataset_versions,
+error_log;
 
 INSERT INTO pricing_rules (priority, markup_ratio, rating)
 VALUES (1000, 1.15, 5);

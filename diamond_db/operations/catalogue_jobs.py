@@ -70,17 +70,13 @@ def _error_text(error: psycopg.Error) -> str:
 
 
 async def bump_dataset_versions(tx: Executor, suppliers: list[str]) -> None:
-    """PIPELINE HOOK (issue 14): bump the dataset version of each supplier a job changed.
+    """Bump the dataset version of each supplier a job changed (the pipeline's counter).
 
     Runs inside the transaction that ends the job (completed, cancelled or
-    reverted). Until the pipeline branch's bump_dataset_version is merged this
-    calls it only when present.
+    reverted), so readers never see the job's end without the new version.
     """
-    bump = getattr(tx, "bump_dataset_version", None)
-    if bump is None:
-        return
     for supplier in suppliers:
-        await bump(supplier)
+        await tx._value("bump_dataset_version", supplier=supplier)
 
 
 class CatalogueJobOperations(Executor):
