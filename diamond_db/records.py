@@ -122,7 +122,7 @@ class DiamondInput:
     carats: Decimal
     supplier_price_cents: int
     price_per_carat_cents: int
-    supplier: str
+    supplier: str = "nivoda"
     color: str | None = None
     clarity: str | None = None
     cut: str | None = None
