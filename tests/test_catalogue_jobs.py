@@ -267,9 +267,10 @@ async def test_a_pricing_job_prices_like_the_oracle_and_a_second_run_writes_noth
     assert done.finished_at is not None
     assert seen == [128, 256, 384, 512, 600]
     assert snapshot_count(diamond_db_url, done) == changed
-    assert done.suppliers == sorted(
-        {before[i]["supplier"] for i in before if computed(before[i]) != want[i]}
-    )
+    touched = {before[i]["supplier"] for i in before if computed(before[i]) != want[i]}
+    assert done.suppliers == sorted(touched)
+    versions = await diamond_db.get_dataset_versions()
+    assert versions == dict.fromkeys(touched, 1)  # bumped once, when the job completed
 
     again = await diamond_db.start_catalogue_job("pricing", reason="nothing changed")
     wal = scalar(diamond_db_url, "SELECT pg_current_wal_lsn()")
@@ -277,6 +278,7 @@ async def test_a_pricing_job_prices_like_the_oracle_and_a_second_run_writes_noth
     assert (second.status, second.processed, second.changed) == ("completed", 600, 0)
     assert stored(diamond_db_url) == after  # not one diamond written (updated_at included)
     assert snapshot_count(diamond_db_url, second) == 0
+    assert await diamond_db.get_dataset_versions() == versions  # nothing changed: no bump
     assert scalar(diamond_db_url, "SELECT pg_current_wal_lsn() - %s::pg_lsn", wal) < 200_000
 
 
@@ -492,6 +494,7 @@ async def test_revert_restores_old_values_but_skips_diamonds_changed_since(
         7,
     )
     assert reverted.reverted_at is not None
+    assert set((await diamond_db.get_dataset_versions()).values()) == {2}  # run, then revert
     after = stored(diamond_db_url)
     for i, row in before.items():
         if i in later:
