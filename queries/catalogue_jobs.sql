@@ -96,13 +96,12 @@ RETURNING *;
 
 -- name: apply_catalogue_job_batch(job_id, worker_id, ids, last_id)^
 -- One batch of a run, in one statement: compute each diamond's new values from
--- the active rules (the kind selects the columns: 'pricing' sets markup_ratio,
--- retail_price_cents, pricing_rating and rating; 'rating' sets rating, falling
--- back to pricing_rating), write only the rows whose values change, snapshot
--- their old and new values (the first snapshot per diamond per job wins), and
--- advance the checkpoint and counters. The diamonds are locked in id order
--- before they are read, so a concurrent upsert is either wholly before or
--- wholly after the batch. Runs after lock_catalogue_job in the same
+-- the active rules (diamond_rule_values: the kind selects the columns; 'pricing'
+-- sets markup_ratio, retail_price_cents, pricing_rating and rating, 'rating'
+-- sets rating, falling back to pricing_rating), write only the rows whose
+-- values change, snapshot their old and new values (the first snapshot per
+-- diamond per job wins), and advance the checkpoint and counters. :ids are the
+-- batch's live diamonds (read in this transaction). Runs after lock_catalogue_job in the same
 -- transaction; `job` repeats its condition, so a job that is not this
 -- worker's, or not running, writes nothing.
 -- role: writer
@@ -116,47 +115,43 @@ WITH job AS (
         AND j.status = 'running'
 ),
 
+-- Which diamonds of the batch change, read without a lock: a diamond whose
+-- values stay is neither locked nor written (a job with nothing to change
+-- writes nothing).
+candidates AS (
+    SELECT d.id
+    FROM job
+    CROSS JOIN diamonds AS d
+    CROSS JOIN LATERAL diamond_rule_values(d, job.pricing) AS v
+    WHERE
+        d.id = any(:ids)  -- noqa: RF02
+        AND d.status = 'active'
+        AND (v.markup_ratio, v.retail_price_cents, v.pricing_rating, v.rating)
+        IS DISTINCT FROM
+        (d.markup_ratio, d.retail_price_cents, d.pricing_rating, d.rating)
+),
+
+-- Those diamonds locked in id order, their values computed again on the row
+-- versions the lock returns (a concurrent upsert is wholly before the batch).
 computed AS (
     SELECT
         d.id,
         d.supplier,
+        job.pricing,
         d.markup_ratio AS old_markup_ratio,
         d.retail_price_cents AS old_retail_price_cents,
         d.pricing_rating AS old_pricing_rating,
         d.rating AS old_rating,
-        job.pricing,
-        CASE
-            WHEN job.pricing THEN pr.markup_ratio ELSE d.markup_ratio
-        END AS new_markup_ratio,
-        CASE
-            WHEN job.pricing
-                THEN diamond_retail_cents(d.supplier_price_cents, pr.markup_ratio)
-            ELSE d.retail_price_cents
-        END AS new_retail_price_cents,
-        CASE
-            WHEN job.pricing THEN pr.rating ELSE d.pricing_rating
-        END AS new_pricing_rating,
-        coalesce(
-            rr.rating,
-            CASE WHEN job.pricing THEN pr.rating ELSE d.pricing_rating END
-        ) AS new_rating
+        v.markup_ratio AS new_markup_ratio,
+        v.retail_price_cents AS new_retail_price_cents,
+        v.pricing_rating AS new_pricing_rating,
+        v.rating AS new_rating
     FROM job
     CROSS JOIN diamonds AS d
-    LEFT JOIN LATERAL pricing_rule_for(
-        d.carats,
-        d.shape,
-        d.lab_grown,
-        d.supplier,
-        d.supplier_price_cents,
-        d.fancy_color IS NOT NULL
-    ) AS pr ON job.pricing
-    LEFT JOIN LATERAL rating_rule_for(
-        d.supplier, d.shape, d.color, d.clarity, d.cut, d.polish, d.symmetry,
-        d.fluorescence, d.certificate_lab, d.girdle, d.culet_size, d.lab_grown,
-        d.carats, d.supplier_price_cents, d.table_pct, d.depth_pct, d.crown_angle,
-        d.crown_height, d.pavilion_angle, d.pavilion_depth, d.ratio
-    ) AS rr ON TRUE
-    WHERE d.id = any(:ids) AND d.status = 'active'  -- noqa: RF02
+    CROSS JOIN LATERAL diamond_rule_values(d, job.pricing) AS v
+    WHERE
+        d.id IN (SELECT c.id FROM candidates AS c)
+        AND d.status = 'active'
     ORDER BY d.id
     FOR UPDATE OF d
 ),
@@ -208,7 +203,7 @@ snapshots AS (
 UPDATE catalogue_jobs AS j
 SET
     checkpoint = :last_id,
-    processed = j.processed + (SELECT count(*) FROM computed),
+    processed = j.processed + cardinality(:ids),  -- noqa: RF02
     changed = j.changed + (SELECT count(*) FROM updated),
     suppliers = array(
         SELECT s.supplier FROM unnest(j.suppliers) AS s (supplier)

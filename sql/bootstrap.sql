@@ -39,7 +39,7 @@ DECLARE
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
         '0009 b3ffe5705145488f75c8e5fa462fdaea3ae18ac6300bd3fe2680a52ce7965844',
         '0010 6775aa872f2cf7348fc624788c8231d4dc6fde3711b63839d94c235619dfdcd8',
-        '0011 582358e6b76c6e0eefe12fa9bc383fe95a8101d936c66438cb1045f8d58b6756',
+        '0011 268b2836dc8641c9d70992f9199453a97c653cc99d808529c5ef9892f1937b59',
         '0012 c3909e55bc59409800cac428995a8e2b2a3b2973d6d92eee118f7c97fccc89f9'
     ];
     recorded TEXT[];
@@ -972,6 +972,44 @@ ORDER BY r.priority ASC, r.id ASC
 LIMIT 1
 $$;
 
+-- What a catalogue job writes to a diamond: (markup_ratio, retail_price_cents,
+-- pricing_rating, rating) from the active rules. With `pricing` all four are
+-- computed; without (a rating job) only rating, falling back to the diamond's
+-- pricing_rating, and the others stay as they are.
+CREATE OR REPLACE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)
+RETURNS TABLE (
+    markup_ratio NUMERIC,
+    retail_price_cents BIGINT,
+    pricing_rating INTEGER,
+    rating INTEGER
+)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT
+    CASE WHEN pricing THEN pr.markup_ratio ELSE d.markup_ratio END,
+    CASE
+        WHEN pricing THEN diamond_retail_cents(d.supplier_price_cents, pr.markup_ratio)
+        ELSE d.retail_price_cents
+    END,
+    CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END,
+    coalesce(rr.rating, CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END)
+FROM (SELECT pricing) AS job (pricing)
+LEFT JOIN LATERAL pricing_rule_for(
+    d.carats,
+    d.shape,
+    d.lab_grown,
+    d.supplier,
+    d.supplier_price_cents,
+    d.fancy_color IS NOT NULL
+) AS pr ON job.pricing
+LEFT JOIN LATERAL rating_rule_for(
+    d.supplier, d.shape, d.color, d.clarity, d.cut, d.polish, d.symmetry,
+    d.fluorescence, d.certificate_lab, d.girdle, d.culet_size, d.lab_grown,
+    d.carats, d.supplier_price_cents, d.table_pct, d.depth_pct, d.crown_angle,
+    d.crown_height, d.pavilion_angle, d.pavilion_depth, d.ratio
+) AS rr ON TRUE
+$$;
+
 -- Every migration this file contains, as `diamond-db migrate` records it.
 INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
 VALUES
@@ -1027,7 +1065,7 @@ VALUES
 (
     '0011',
     'catalogue_jobs',
-    '582358e6b76c6e0eefe12fa9bc383fe95a8101d936c66438cb1045f8d58b6756',
+    '268b2836dc8641c9d70992f9199453a97c653cc99d808529c5ef9892f1937b59',
     0,
     'sql/bootstrap.sql'
 ),

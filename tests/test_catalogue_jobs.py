@@ -273,13 +273,16 @@ async def test_a_pricing_job_prices_like_the_oracle_and_a_second_run_writes_noth
     assert versions == dict.fromkeys(touched, 1)  # bumped once, when the job completed
 
     again = await diamond_db.start_catalogue_job("pricing", reason="nothing changed")
+    versions_sql = "SELECT id, xmin::text, xmax::text FROM diamonds"
+    tuples = fetch(diamond_db_url, versions_sql)
     wal = scalar(diamond_db_url, "SELECT pg_current_wal_lsn()")
     second = await diamond_db.run_catalogue_job(again.id, worker_id="w1", batch_size=128)
     assert (second.status, second.processed, second.changed) == ("completed", 600, 0)
     assert stored(diamond_db_url) == after  # not one diamond written (updated_at included)
+    assert fetch(diamond_db_url, versions_sql) == tuples  # nor locked (xmax)
     assert snapshot_count(diamond_db_url, second) == 0
     assert await diamond_db.get_dataset_versions() == versions  # nothing changed: no bump
-    assert scalar(diamond_db_url, "SELECT pg_current_wal_lsn() - %s::pg_lsn", wal) < 200_000
+    assert scalar(diamond_db_url, "SELECT pg_current_wal_lsn() - %s::pg_lsn", wal) < 100_000
 
 
 async def test_a_filtered_rating_job_resumed_by_another_worker_keeps_its_filter(

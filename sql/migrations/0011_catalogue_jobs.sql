@@ -10,7 +10,8 @@
 -- basis of a revert); the matching functions pricing_rule_for() and
 -- rating_rule_for() and the rounding function diamond_retail_cents(), the one
 -- definition every statement that prices or rates uses (match_pricing_rule,
--- match_rating_rule, upsert_diamonds with apply_rules, the job batches).
+-- match_rating_rule, upsert_diamonds with apply_rules, the job batches), and
+-- diamond_rule_values(), the values a job computes for a diamond.
 -- Why: issue 18 (catalogue jobs).
 -- Locks: ADD COLUMN (nullable, no default) and ADD CONSTRAINT ... NOT VALID
 -- are catalog changes (no scan, no rewrite), but they take ACCESS EXCLUSIVE on
@@ -300,3 +301,41 @@ ALTER TABLE diamonds
 ADD CONSTRAINT diamonds_pricing_rating_check CHECK (
     pricing_rating BETWEEN 1 AND 10
 ) NOT VALID;
+
+-- What a catalogue job writes to a diamond: (markup_ratio, retail_price_cents,
+-- pricing_rating, rating) from the active rules. With `pricing` all four are
+-- computed; without (a rating job) only rating, falling back to the diamond's
+-- pricing_rating, and the others stay as they are.
+CREATE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)
+RETURNS TABLE (
+    markup_ratio NUMERIC,
+    retail_price_cents BIGINT,
+    pricing_rating INTEGER,
+    rating INTEGER
+)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT
+    CASE WHEN pricing THEN pr.markup_ratio ELSE d.markup_ratio END,
+    CASE
+        WHEN pricing THEN diamond_retail_cents(d.supplier_price_cents, pr.markup_ratio)
+        ELSE d.retail_price_cents
+    END,
+    CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END,
+    coalesce(rr.rating, CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END)
+FROM (SELECT pricing) AS job (pricing)
+LEFT JOIN LATERAL pricing_rule_for(
+    d.carats,
+    d.shape,
+    d.lab_grown,
+    d.supplier,
+    d.supplier_price_cents,
+    d.fancy_color IS NOT NULL
+) AS pr ON job.pricing
+LEFT JOIN LATERAL rating_rule_for(
+    d.supplier, d.shape, d.color, d.clarity, d.cut, d.polish, d.symmetry,
+    d.fluorescence, d.certificate_lab, d.girdle, d.culet_size, d.lab_grown,
+    d.carats, d.supplier_price_cents, d.table_pct, d.depth_pct, d.crown_angle,
+    d.crown_height, d.pavilion_angle, d.pavilion_depth, d.ratio
+) AS rr ON TRUE
+$$;
