@@ -282,7 +282,9 @@ async def test_a_pricing_job_prices_like_the_oracle_and_a_second_run_writes_noth
     assert fetch(diamond_db_url, versions_sql) == tuples  # nor locked (xmax)
     assert snapshot_count(diamond_db_url, second) == 0
     assert await diamond_db.get_dataset_versions() == versions  # nothing changed: no bump
-    assert scalar(diamond_db_url, "SELECT pg_current_wal_lsn() - %s::pg_lsn", wal) < 100_000
+    assert (
+        scalar(diamond_db_url, "SELECT pg_current_wal_lsn() - %s::pg_lsn", wal) < 200_000
+    )  # job rows only (and hint bits)
 
 
 async def test_a_filtered_rating_job_resumed_by_another_worker_keeps_its_filter(
