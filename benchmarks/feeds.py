@@ -19,7 +19,7 @@ from typing import Any, Final
 from uuid import uuid4
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from diamond_db import Database
 
@@ -47,9 +47,7 @@ FROM generate_series(1, %(rows)s) AS n
 
 
 def _url(base: str, name: str) -> str:
-    params = conninfo_to_dict(base)
-    params["dbname"] = name
-    return make_conninfo(**params)
+    return make_conninfo(base, dbname=name)
 
 
 async def _build(bench: Bench, name: str, feeds: tuple[str, ...], rows: int) -> str:
@@ -74,7 +72,9 @@ async def run(bench: Bench) -> None:
     try:
         async with AsyncExitStack() as stack:
             dbs: dict[str, Database] = {
-                name: await stack.enter_async_context(Database(url, min_size=1, max_size=2))
+                name: await stack.enter_async_context(
+                    Database(url, min_size=1, max_size=2, slow_query_threshold=3600)
+                )
                 for name, url in urls.items()
             }
 
@@ -83,7 +83,8 @@ async def run(bench: Bench) -> None:
                     got = await dbs[database].claim_unconsolidated_raw_diamonds(
                         batch, f"bench-{label}", supplier=feed
                     )
-                    assert len(got) == batch and {r.supplier for r in got} == {feed}
+                    assert len(got) == batch
+                    assert {r.supplier for r in got} == {feed}
 
                 return Contender(label, claim, items=batch)
 

@@ -150,7 +150,6 @@ class Executor(ABC):
             self._observer.report(name, started, len(rows), None)
             return rows
 
-
     async def _utility(self, name: str, statement: sql.Composed) -> None:
         """Run a utility statement composed at run time (a catalog-found table name), observed.
 

@@ -207,30 +207,29 @@ WHERE
     AND (:run_id::UUID IS NULL OR run_id = :run_id);
 
 -- name: get_raw_partition(supplier)^
--- purge_raw_payloads: the partition holding a feed's rows (found from one of
--- them), and whether its bound is this feed alone (then it can be truncated;
--- otherwise, as for the default partition, the feed's rows are deleted).
--- No row: the feed has nothing to purge.
+-- purge_raw_payloads: the partition holding a feed's rows (the tableoid of any
+-- one of them), and whether its bound (pg_class.relpartbound) is this feed
+-- alone: then it can be truncated; otherwise, as for the default partition,
+-- the feed's rows are deleted. No row: the feed has nothing to purge.
 -- role: writer
 -- record: RawPartition
+WITH feed AS (
+    SELECT
+        one_row.tableoid AS partition_oid,
+        'FOR VALUES IN (' || quote_literal(one_row.supplier) || ')' AS own_bound
+    FROM raw_diamonds AS one_row
+    WHERE one_row.supplier = :supplier
+    -- Any one of the feed's rows names its partition.
+    LIMIT 1  -- noqa: AM09
+)
+
 SELECT
     part.relnamespace::REGNAMESPACE::TEXT AS schema_name,
     part.relname::TEXT AS table_name,
-    coalesce(
-        pg_get_expr(part.relpartbound, part.oid)
-        = 'FOR VALUES IN (' || quote_literal(:supplier) || ')',
-        FALSE
-    ) AS own_partition
-FROM pg_partition_tree('raw_diamonds'::REGCLASS) AS tree
-INNER JOIN pg_class AS part ON tree.relid = part.oid
-WHERE
-    tree.isleaf
-    AND part.oid = (
-        SELECT one_row.tableoid
-        FROM raw_diamonds AS one_row
-        WHERE one_row.supplier = :supplier
-        LIMIT 1
-    );
+    coalesce(pg_get_expr(part.relpartbound, part.oid) = feed.own_bound, FALSE)
+        AS own_partition
+FROM feed
+INNER JOIN pg_class AS part ON feed.partition_oid = part.oid;
 
 -- name: get_raw_claims(supplier)
 -- purge_raw_payloads: a feed's claims in progress, per consolidator

@@ -6,11 +6,18 @@ import asyncio
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
+from catalog import assert_same_catalog, catalog
 from helpers import fetch, scalar
 
 from diamond_db import ClaimsInProgress, Database, RawDiamondInput, ValidationError
+from diamond_db._resources import data_dir
+from diamond_db._server import Server
+from diamond_db.migrations import load_migrations
+from diamond_db.registry import default_registry
 
+SHIPPED = data_dir("sql") / "migrations"
 # nivoda has its own partition; the other two share the default one.
 FEEDS = ("nivoda", "rapnet", "idex")
 
@@ -29,17 +36,21 @@ def partitions(url: str) -> dict[str, dict[str, int]]:
     return found
 
 
-async def test_every_raw_operation_takes_the_feed(diamond_db: Database, diamond_db_url: str) -> None:
+async def test_every_raw_operation_takes_the_feed(
+    diamond_db: Database, diamond_db_url: str
+) -> None:
     run = await diamond_db.create_run_metadata("full", 1, supplier="rapnet")
     assert run.supplier == "rapnet"
     assert (await diamond_db.create_run_metadata("full", 1)).supplier == "nivoda"
-    assert await diamond_db.upsert_raw_diamond(run.run_id, "S-1", "O-1", {"a": 1}, supplier="rapnet")
+    assert await diamond_db.upsert_raw_diamond(
+        run.run_id, "S-1", "O-1", {"a": 1}, supplier="rapnet"
+    )
     assert await diamond_db.upsert_raw_diamonds(run.run_id, rows(4), supplier="rapnet") == 4
     assert await diamond_db.get_unconsolidated_count() == 0  # nivoda: nothing
     assert await diamond_db.get_unconsolidated_count(supplier="rapnet") == 5
     assert await diamond_db.get_unconsolidated_raw_diamonds(10) == []
     pending = await diamond_db.get_unconsolidated_raw_diamonds(10, supplier="rapnet")
-    assert {r.supplier for r in pending} == {"rapnet"} and len(pending) == 5
+    assert [r.supplier for r in pending] == ["rapnet"] * 5
     assert await diamond_db.claim_unconsolidated_raw_diamonds(10, "c") == []
     claimed = await diamond_db.claim_unconsolidated_raw_diamonds(3, "c", supplier="rapnet")
     ids = [r.id for r in claimed]
@@ -75,7 +86,11 @@ async def test_uniqueness_is_per_feed(diamond_db: Database, diamond_db_url: str)
     assert await diamond_db.upsert_raw_diamonds(run_id, rows(3, "idex"), supplier="idex") == 0
     assert await diamond_db.upsert_raw_diamonds(run_id, rows(3, "new"), supplier="idex") == 3
     payloads = dict(
-        fetch(diamond_db_url, "SELECT supplier, payload->>'tag' FROM raw_diamonds WHERE supplier_stone_id = 's-00000'")
+        fetch(
+            diamond_db_url,
+            "SELECT supplier, payload->>'tag' FROM raw_diamonds"
+            " WHERE supplier_stone_id = 's-00000'",
+        )
     )
     assert payloads == {"nivoda": "nivoda", "rapnet": "rapnet", "idex": "new"}
     assert partitions(diamond_db_url) == {
@@ -90,7 +105,10 @@ async def test_four_consolidators_on_three_feeds_see_only_their_feed(
     per_feed = 1_500
     run_id = uuid4()
     for feed in FEEDS:
-        assert await diamond_db.upsert_raw_diamonds(run_id, rows(per_feed, feed), supplier=feed) == per_feed
+        assert (
+            await diamond_db.upsert_raw_diamonds(run_id, rows(per_feed, feed), supplier=feed)
+            == per_feed
+        )
     # Four consolidators per feed, all twelve at once on one pool.
     workers = [(feed, f"{feed}-{i}") for feed in FEEDS for i in range(4)]
 
@@ -154,27 +172,128 @@ async def test_purge_refuses_while_claims_are_held(
     with pytest.raises(ClaimsInProgress) as raised:
         await diamond_db.purge_raw_payloads(feed)
     assert raised.value.claims == (("worker-a", 3), ("worker-b", 2))
-    assert "worker-a: 3" in str(raised.value) and "worker-b: 2" in str(raised.value)
-    assert partitions(diamond_db_url)[f"raw_diamonds_{'nivoda' if feed == 'nivoda' else 'default'}"][feed] == 10
+    assert "worker-a: 3, worker-b: 2" in str(raised.value)
+    table = "raw_diamonds_nivoda" if feed == "nivoda" else "raw_diamonds_default"
+    assert partitions(diamond_db_url)[table][feed] == 10
     assert await diamond_db.purge_raw_payloads(feed, force=True) == 10
     remaining = {s for counts in partitions(diamond_db_url).values() for s in counts}
     assert remaining == set(FEEDS) - {feed}
 
 
-async def test_purge_does_not_race_a_claim(diamond_db: Database, diamond_db_url: str) -> None:
-    """A claim that starts while a purge holds its lock waits, then finds nothing; a purge
-    that starts while a claim's transaction is open waits for it, then refuses."""
+LOCK_WAITS = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass"
+
+
+async def test_purge_waits_for_a_claim_in_flight_then_refuses(
+    diamond_db: Database, diamond_db_url: str
+) -> None:
+    """A purge that starts while a claim's transaction is still open cannot miss it: it
+    waits for that transaction (its partition lock), then sees the claim and refuses."""
     await diamond_db.upsert_raw_diamonds(uuid4(), rows(10, "rapnet"), supplier="rapnet")
     async with Database(diamond_db_url, min_size=2, max_size=4) as db:
         async with db.transaction() as tx:
             await tx.claim_unconsolidated_raw_diamonds(2, "racer", supplier="rapnet")
             purge = asyncio.create_task(db.purge_raw_payloads("rapnet"))
-            await asyncio.sleep(0)  # let it send; it must wait for this transaction's row locks
-            while not scalar(
-                diamond_db_url,
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'raw_diamonds_default'::regclass",
-            ):
+            for _ in range(1000):  # until the purge waits for the partition's lock
+                if scalar(diamond_db_url, LOCK_WAITS, "raw_diamonds_default"):
+                    break
                 await asyncio.sleep(0.01)
-        with pytest.raises(ClaimsInProgress):
+            else:
+                raise AssertionError("the purge never waited for the claim's transaction")
+            assert not purge.done()
+        with pytest.raises(ClaimsInProgress, match="racer: 2"):
             await purge
     assert scalar(diamond_db_url, "SELECT count(*) FROM raw_diamonds") == 10
+
+
+# -- migration 0004 on a live raw table ---------------------------------------------------
+
+OLD_UPSERT = (  # what code of before 0004 sends: the table by name, the per-table key
+    "INSERT INTO raw_diamonds_nivoda (run_id, supplier_stone_id, offer_id, payload, payload_hash)"
+    " VALUES (%s, %s, 'offer', '{}', repeat('a', 64))"
+    " ON CONFLICT (supplier_stone_id) DO UPDATE SET offer_id = 'offer-2'"
+)
+
+
+async def test_0004_turns_a_live_raw_table_into_the_nivoda_partition(
+    diamond_db_server: Server, diamond_db_url: str
+) -> None:
+    with diamond_db_server.database("diamond_db_0004", bootstrap=False) as url:
+        await Database(url).migrate("0003")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO raw_diamonds_nivoda"
+                " (run_id, supplier_stone_id, offer_id, payload, payload_hash)"
+                " SELECT gen_random_uuid(), 'old-' || n, 'o', jsonb_build_object('n', n),"
+                " encode(sha256(convert_to(n::text, 'UTF8')), 'hex')"
+                " FROM generate_series(1, 5000) AS n"
+            )
+            before = conn.execute("SELECT id, payload_hash FROM raw_diamonds_nivoda").fetchall()
+        done = asyncio.Event()
+        written: list[str] = []
+
+        async def old_writer() -> None:  # keeps writing through the whole migration
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                while not done.is_set():
+                    stone = f"live-{len(written)}"
+                    await conn.execute(OLD_UPSERT, (uuid4(), stone))
+                    written.append(stone)
+
+        writer = asyncio.create_task(old_writer())
+        await Database(url).migrate()
+        done.set()
+        await writer  # a failed write would raise here
+        assert_same_catalog(catalog(diamond_db_url), catalog(url))
+        after = fetch(
+            url,
+            "SELECT id, payload_hash FROM raw_diamonds WHERE supplier_stone_id LIKE 'old-%%'",
+        )
+        assert sorted(after) == sorted(before)
+        live = fetch(url, "SELECT supplier_stone_id FROM raw_diamonds_nivoda WHERE offer_id <> 'o'")
+        assert written
+        assert {s for (s,) in live} == set(written)
+        assert partitions(url) == {"raw_diamonds_nivoda": {"nivoda": 5000 + len(written)}}
+        async with Database(url) as db:  # and the library works on it
+            assert await db.get_unconsolidated_count() == 5000 + len(written)
+        # A runner that died after the attach step re-runs the whole file: nothing changes.
+        with psycopg.connect(url, autocommit=True) as conn:
+            for step in next(m for m in load_migrations(SHIPPED) if m.version == "0004").steps():
+                conn.execute(step.sql.encode())
+        assert_same_catalog(catalog(diamond_db_url), catalog(url))
+
+
+@pytest.mark.parametrize(
+    ("feed", "partition"), [("nivoda", "raw_diamonds_nivoda"), ("rapnet", "raw_diamonds_default")]
+)
+def test_each_raw_statement_reads_only_its_feeds_partition(
+    diamond_db_url: str, feed: str, partition: str
+) -> None:
+    """Partition pruning: the plan of every raw statement names one partition, its feed's."""
+    registry = default_registry()
+    params = {
+        "supplier": feed,
+        "row_limit": 10,
+        "row_offset": 0,
+        "claimed_by": "c",
+        "ids": [uuid4()],
+        "error": None,
+        "older_than": timedelta(minutes=1),
+        "run_id": None,
+    }
+    other = {"raw_diamonds_nivoda", "raw_diamonds_default"} - {partition}
+    with psycopg.connect(diamond_db_url, autocommit=True) as conn:
+        for name in (
+            "get_unconsolidated_raw_diamonds",
+            "get_unconsolidated_count",
+            "claim_unconsolidated_raw_diamonds",
+            "mark_as_consolidated",
+            "mark_claimed_as_failed",
+            "reset_stuck_claims",
+            "reset_failed_raw_diamonds",
+            "get_raw_claims",
+            "delete_raw_payloads",
+        ):
+            plan = "\n".join(
+                row[0] for row in conn.execute(f"EXPLAIN {registry[name].sql}".encode(), params)
+            )
+            assert partition in plan, (name, plan)
+            assert not any(table in plan for table in other), (name, plan)

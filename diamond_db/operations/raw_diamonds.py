@@ -251,7 +251,7 @@ class RawDiamondOperations(Executor):
     async def upsert_raw_diamonds(
         self, run_id: UUID | str, rows: Sequence[RawDiamondInput], *, supplier: str = "nivoda"
     ) -> int:
-        """Insert or update a batch of a feed's raw payloads atomically; the rows inserted or changed.
+        """Insert or update a batch of one feed's raw payloads atomically; how many changed.
 
         One statement per batch (several, in one transaction, past
         MAX_STATEMENT_CHARS of JSON); every row is checked first, the error
@@ -350,9 +350,7 @@ class RawDiamondOperations(Executor):
         if not checked:
             return 0
         if holder is None:
-            return await self._rowcount(
-                "mark_as_failed", supplier=feed, ids=checked, error=message
-            )
+            return await self._rowcount("mark_as_failed", supplier=feed, ids=checked, error=message)
         return await self._rowcount(
             "mark_claimed_as_failed", supplier=feed, ids=checked, error=message, claimed_by=holder
         )
@@ -369,13 +367,13 @@ class RawDiamondOperations(Executor):
     async def reset_failed_raw_diamonds(
         self, run_id: UUID | str | None = None, *, supplier: str = "nivoda"
     ) -> int:
-        """Send a feed's failed rows (only those last written by `run_id`, if given) back to pending."""
+        """Send a feed's failed rows (only those last written by `run_id`, if given) to pending."""
         feed = supplier_arg("supplier", supplier)
         run = None if run_id is None else uuid_arg("run_id", run_id)
         return await self._rowcount("reset_failed_raw_diamonds", supplier=feed, run_id=run)
 
     async def get_unconsolidated_count(self, *, supplier: str = "nivoda") -> int:
-        """How many of a feed's rows wait for consolidation (pending; claimed rows are not counted)."""
+        """How many of a feed's rows wait for consolidation (pending; claimed ones not counted)."""
         feed = supplier_arg("supplier", supplier)
         count: int = await self._value("get_unconsolidated_count", supplier=feed)
         return count

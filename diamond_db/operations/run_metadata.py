@@ -22,7 +22,7 @@ class RunMetadataOperations(Executor):
         *,
         supplier: str = "nivoda",
     ) -> RunMetadata:
-        """Start a run of one feed (`supplier`) that expects `expected_workers` workers to report."""
+        """Start a run of one feed (`supplier`) expecting `expected_workers` workers to report."""
         row = await self._one(
             RunMetadata,
             "create_run_metadata",
