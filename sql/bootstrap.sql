@@ -39,8 +39,8 @@ DECLARE
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
         '0009 b3ffe5705145488f75c8e5fa462fdaea3ae18ac6300bd3fe2680a52ce7965844',
         '0010 6775aa872f2cf7348fc624788c8231d4dc6fde3711b63839d94c235619dfdcd8',
-        '0011 268b2836dc8641c9d70992f9199453a97c653cc99d808529c5ef9892f1937b59',
-        '0012 c3909e55bc59409800cac428995a8e2b2a3b2973d6d92eee118f7c97fccc89f9'
+        '0011 1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
+        '0012 0ec14cfb213b2a1a966f72d3fdec4ad192c1e5709c7afafe58239f9be5a12b0b'
     ];
     recorded TEXT[];
 BEGIN
@@ -1065,14 +1065,14 @@ VALUES
 (
     '0011',
     'catalogue_jobs',
-    '268b2836dc8641c9d70992f9199453a97c653cc99d808529c5ef9892f1937b59',
+    '1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
     0,
     'sql/bootstrap.sql'
 ),
 (
     '0012',
     'pricing_rating_backfill',
-    'c3909e55bc59409800cac428995a8e2b2a3b2973d6d92eee118f7c97fccc89f9',
+    '0ec14cfb213b2a1a966f72d3fdec4ad192c1e5709c7afafe58239f9be5a12b0b',
     0,
     'sql/bootstrap.sql'
 )
