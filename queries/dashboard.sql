@@ -8,8 +8,9 @@
 -- The dashboard's front page in one statement (one snapshot), one JSON object
 -- per panel: live diamonds by availability and by supplier (one grouped read
 -- of diamonds_live_supplier_availability_idx, an index-only scan), each
--- supplier's last completed run, and how many runs started in the last 7 days
--- are in each status.
+-- supplier's last completed run (its runs read newest first along
+-- run_metadata_supplier_started_at_idx until one is completed), and how many
+-- runs started in the last 7 days are in each status (run_metadata_started_at_idx).
 -- role: reader
 WITH live AS (
     SELECT
@@ -21,25 +22,36 @@ WITH live AS (
     GROUP BY supplier, availability
 ),
 
-runs AS (
-    SELECT
-        p.run_id,
-        p.supplier,
-        p.started_at,
-        p.completed_at,
-        run_status(p, :stalled_after) AS status
+recent AS (
+    SELECT run_status(p, :stalled_after) AS status
     FROM run_progress AS p
+    WHERE p.started_at >= now() - INTERVAL '7 days'
+),
+
+suppliers AS (
+    SELECT DISTINCT supplier
+    FROM run_metadata
 ),
 
 last_completed AS (
-    SELECT DISTINCT ON (supplier)
-        supplier,
-        run_id,
-        started_at,
-        completed_at
-    FROM runs
-    WHERE status = 'completed'
-    ORDER BY supplier ASC, started_at DESC, run_id DESC
+    SELECT
+        s.supplier,
+        last_run.run_id,
+        last_run.started_at,
+        last_run.completed_at
+    FROM suppliers AS s
+    INNER JOIN LATERAL (
+        SELECT
+            p.run_id,
+            p.started_at,
+            p.completed_at
+        FROM run_progress AS p
+        WHERE
+            p.supplier = s.supplier
+            AND run_status(p, :stalled_after) = 'completed'
+        ORDER BY p.started_at DESC, p.run_id DESC
+        LIMIT 1
+    ) AS last_run ON TRUE
 )
 
 SELECT
@@ -81,15 +93,14 @@ SELECT
         FROM last_completed
     ) AS last_successful_runs,
     (
-        SELECT coalesce(jsonb_object_agg(recent.status, recent.runs), '{}')
+        SELECT coalesce(jsonb_object_agg(by_status.status, by_status.runs), '{}')
         FROM (
             SELECT
                 status,
                 count(*) AS runs
-            FROM runs
-            WHERE started_at >= now() - INTERVAL '7 days'
+            FROM recent
             GROUP BY status
-        ) AS recent
+        ) AS by_status
     ) AS run_statuses;
 
 -- name: list_runs(supplier, status, started_after, started_before, after_started_at, after_run_id, row_limit, stalled_after)

@@ -5,21 +5,30 @@
 -- facade computes both, diamond_db/operations/error_log.py). Messages,
 -- stacks and context are stored as given: callers keep secrets out of them.
 
--- name: log_error(fingerprint, service, pattern, message, error_type, stack, context, run_id)!
--- Count one occurrence: a new group, or one more for an existing one, whose
--- latest message, error type, stack, context and run replace the previous
--- ones. One statement: concurrent occurrences of one group queue on its row
--- lock and each adds one (no lost update); last_seen never moves back.
+-- name: log_error(fingerprint, service, pattern, message, error_type, stack, context, run_id, occurrences)!
+-- Count :occurrences occurrences of one error: a new group, or more for an
+-- existing one, whose latest message, error type, stack, context and run
+-- replace the previous ones. One statement: concurrent writers of one group
+-- queue on its row lock and each adds its count (no lost update); last_seen
+-- never moves back.
 -- role: writer
 INSERT INTO error_log AS e (
-    fingerprint, service, pattern, message, error_type, stack, context, run_id
+    fingerprint, service, pattern, message, error_type, stack, context, run_id, occurrences
 )
 VALUES (
-    :fingerprint, :service, :pattern, :message, :error_type, :stack, :context, :run_id
+    :fingerprint,
+    :service,
+    :pattern,
+    :message,
+    :error_type,
+    :stack,
+    :context,
+    :run_id,
+    :occurrences
 )
 ON CONFLICT (fingerprint) DO UPDATE
     SET
-        occurrences = e.occurrences + 1,
+        occurrences = e.occurrences + excluded.occurrences,
         last_seen = greatest(e.last_seen, excluded.last_seen),
         message = excluded.message,
         error_type = excluded.error_type,
@@ -32,7 +41,7 @@ ON CONFLICT (fingerprint) DO UPDATE
 -- service, the run of the latest occurrence, groups seen at or after :since
 -- (last_seen) and first seen before :until. Keyset-paged: a page starts after
 -- (after_last_seen, after_id), the previous page's last group
--- (error_log_last_seen_idx, error_log_service_last_seen_idx backwards).
+-- (a scan of the groups, which are few).
 -- role: reader
 -- record: ErrorGroup
 SELECT *
@@ -50,7 +59,7 @@ ORDER BY last_seen DESC, id DESC
 LIMIT :row_limit;
 
 -- name: error_services()
--- The services that have logged errors, by name (error_log_service_last_seen_idx).
+-- The services that have logged errors, by name.
 -- role: reader
 SELECT DISTINCT service
 FROM error_log
@@ -58,7 +67,7 @@ ORDER BY service ASC;
 
 -- name: purge_errors(older_than, service)!
 -- Retention: delete the groups not seen for :older_than (an interval), of one
--- service when :service is given; returns how many (error_log_last_seen_idx).
+-- service when :service is given; returns how many.
 -- role: writer
 DELETE FROM error_log
 WHERE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._executor import Executor
 from ..records import DatasetVersion
-from ..validation import text_arg
+from ..validation import supplier_arg
 
 
 class DatasetVersionOperations(Executor):
@@ -13,7 +13,7 @@ class DatasetVersionOperations(Executor):
     async def get_dataset_version(self, supplier: str) -> int:
         """The supplier's dataset version; 0 if it was never bumped."""
         version: int = await self._value(
-            "get_dataset_version", supplier=text_arg("supplier", supplier)
+            "get_dataset_version", supplier=supplier_arg("supplier", supplier)
         )
         return version
 
@@ -30,6 +30,6 @@ class DatasetVersionOperations(Executor):
         commits, or rolls back, with the changes it announces.
         """
         version: int = await self._value(
-            "bump_dataset_version", supplier=text_arg("supplier", supplier)
+            "bump_dataset_version", supplier=supplier_arg("supplier", supplier)
         )
         return version

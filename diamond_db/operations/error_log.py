@@ -8,6 +8,7 @@ keep secrets out of them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -82,6 +83,26 @@ def _context(context: Mapping[str, Any]) -> Jsonb:
     return Jsonb(json.loads(_storable(text).replace("\\u0000", "\\\\x00"), parse_constant=str))
 
 
+def _failed(failure: Exception) -> None:
+    """A failure to log, logged without the message or context (they may hold anything)."""
+    logger.warning("log_error could not store an error: %s", type(failure).__name__)
+
+
+class _Burst:
+    """Occurrences of one error group waiting to be written as one statement."""
+
+    def __init__(self, occurrence: dict[str, Any], previous: _Burst | None) -> None:
+        self.occurrence = occurrence  # the latest: its message, stack and context are kept
+        self.count = 1
+        self.previous = previous
+        self.closed = False
+        self.written: asyncio.Future[bool]
+
+    def join(self, occurrence: dict[str, Any]) -> None:
+        self.occurrence = occurrence
+        self.count += 1
+
+
 class ErrorLogOperations(Executor):
     """Operations of queries/error_log.sql."""
 
@@ -94,18 +115,52 @@ class ErrorLogOperations(Executor):
         context: Mapping[str, Any] | None = None,
         run_id: UUID | str | None = None,
     ) -> bool:
-        """Count one occurrence of an error in its group; True if it was stored.
+        """Count one occurrence of an error in its group; True once it is stored.
 
         Never raises (but asyncio.CancelledError, which is not an error): a
         failure to log is logged on the `diamond_db` logger, without the
         message or context, and False is returned. `error` adds its type and
         traceback. Store no secrets: message and context are kept as given.
+        Concurrent occurrences of one group in this process are written
+        together (one statement adds their count), so an error storm costs a
+        few statements, not one per occurrence.
         """
         try:
-            await self._run("log_error", self._occurrence(service, message, error, context, run_id))
-        except Exception as failure:  # the caller is already handling an error
-            logger.warning("log_error could not store an error: %s", type(failure).__name__)
+            occurrence = self._occurrence(service, message, error, context, run_id)
+        except Exception as failure:
+            _failed(failure)
             return False
+        return await asyncio.shield(self._burst_of(occurrence))
+
+    def _burst_of(self, occurrence: dict[str, Any]) -> asyncio.Future[bool]:
+        """The write that will count this occurrence: the group's open burst, or a new one."""
+        bursts: dict[str, _Burst] = self.__dict__.setdefault("_error_bursts", {})
+        fingerprint = occurrence["fingerprint"]
+        burst = bursts.get(fingerprint)
+        if burst is not None and burst.written.get_loop() is not asyncio.get_running_loop():
+            burst = None  # left by an event loop that is gone (asyncio.run called again)
+        if burst is not None and not burst.closed:
+            burst.join(occurrence)
+            return burst.written
+        burst = bursts[fingerprint] = _Burst(occurrence, previous=burst)
+        burst.written = asyncio.ensure_future(self._write_burst(burst))
+        return burst.written
+
+    async def _write_burst(self, burst: _Burst) -> bool:
+        """Write a burst once the group's previous one is written; it takes joiners until then."""
+        if burst.previous is not None:
+            await asyncio.wait([burst.previous.written])
+        burst.closed = True
+        burst.previous = None
+        try:
+            await self._run("log_error", {**burst.occurrence, "occurrences": burst.count})
+        except Exception as failure:  # the callers are already handling an error
+            _failed(failure)
+            return False
+        finally:
+            bursts: dict[str, _Burst] = self.__dict__["_error_bursts"]
+            if bursts.get(burst.occurrence["fingerprint"]) is burst:
+                del bursts[burst.occurrence["fingerprint"]]  # no later burst waits on it
         return True
 
     @staticmethod
