@@ -284,9 +284,9 @@ class CatalogueJobOperations(Executor):
         for attempt in range(_BATCH_ATTEMPTS):
             try:
                 return await self._batch(job.id, worker, size, seconds)
-            except _RETRYABLE:
+            except _RETRYABLE as error:
                 if attempt == _BATCH_ATTEMPTS - 1:
-                    await self._fail(job.id, worker, "retries exhausted")
+                    await self._fail(job.id, worker, _error_text(error))
                     raise
                 logger.warning("catalogue job %s: batch conflicted; retrying", job.id)
             except psycopg.OperationalError:
