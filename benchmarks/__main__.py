@@ -20,6 +20,7 @@ from . import (
     dashboard,
     feeds,
     ingest,
+    jobs,
     lookups,
     migration,
     search,
@@ -42,6 +43,7 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "migration": (migration.run, lambda p: 0),
     "dashboard": (dashboard.run, lambda p: 0),
     "feeds": (feeds.run, lambda p: p.claim_batch),
+    "jobs": (jobs.run, lambda p: 0),
 }
 
 

@@ -56,6 +56,8 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _dashboard_targets(case)
         elif case.scenario == "feeds":
             targets += _feeds_targets(case)
+        elif case.scenario == "jobs":
+            targets += _jobs_targets(case)
     return targets
 
 
@@ -93,6 +95,47 @@ def _feeds_targets(case: Case) -> list[Target]:
         )
         for ratio, value in case.ratios.items()
     ]
+
+
+def _jobs_targets(case: Case) -> list[Target]:
+    """Catalogue jobs (issue 18): one case of the scenario at a time."""
+    if "job/floor" in case.ratios:
+        floor, original = case.ratios["job/floor"], case.ratios["job/original"]
+        return [
+            Target(
+                "re-pricing job vs the floor", "job/floor <= 1.4x", f"{floor:.2f}x", floor <= 1.4
+            ),
+            Target(
+                "re-pricing job vs the original method",
+                "job/original <= 1x",
+                f"{original:.2f}x",
+                original <= 1.0,
+            ),
+        ]
+    if "changing/no change" in case.ratios:
+        ratio = case.ratios["changing/no change"]
+        rows, wal = case.info["no_change_rows_changed"], case.info["no_change_wal_bytes"]
+        return [
+            Target(
+                "job with nothing to change",
+                ">= 3x faster than changing, writes nothing",
+                f"{ratio:.1f}x faster, {rows} rows changed, {wal:,} WAL bytes",
+                ratio >= 3 and rows == 0,
+            )
+        ]
+    if "p95 during/before" in case.ratios:
+        ratio = case.ratios["p95 during/before"]
+        failed = sum(case.info["failed_searches"].values())
+        return [
+            Target(
+                "search p95 during a job",
+                "p95 during <= 2x p95 without",
+                f"{ratio:.2f}x",
+                ratio <= 2,
+            ),
+            Target("searches failing during a job", "0", str(failed), failed == 0),
+        ]
+    return []
 
 
 def _migration_targets(case: Case) -> list[Target]:

@@ -1,5 +1,5 @@
 """The `diamond-db` command line: demo, bootstrap, migrate, seed, queries, check, search,
-runs, errors, status.
+runs, errors, status, jobs.
 
 Built on typer (commands and flags) and rich (tables, progress bars). Every
 user mistake (a bad flag value, a missing or unreachable database, a missing
@@ -12,6 +12,7 @@ statement log and, for an unexpected error, the traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
 import re
@@ -799,6 +800,228 @@ def _dashboard(database_url: str | None, read: Callable[[Database], Awaitable[T]
             return await read(db)
 
     return asyncio.run(call())
+
+
+# -- catalogue jobs -------------------------------------------------------------
+
+jobs_app = typer.Typer(
+    name="jobs",
+    help="Catalogue jobs: re-price or re-rate the live diamonds after a rule change.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app)
+
+JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False)]
+WorkerId = Annotated[
+    str | None,
+    typer.Option("--worker-id", help="This worker's name (default: host:pid).", show_default=False),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=100_000, help="Diamonds per transaction.")
+]
+_JOB_FIELDS: Final = (
+    "id", "kind", "status", "phase", "reason", "filters", "triggered_by_rule_id", "total",
+    "processed", "changed", "restored", "skipped", "retry_count", "error", "checkpoint",
+    "suppliers", "lease_holder", "lease_expires_at", "created_at", "started_at",
+    "finished_at", "reverted_at",
+)  # fmt: skip
+
+
+def _worker(worker_id: str | None) -> str:
+    import os
+    import socket
+
+    return worker_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _search_flags(args: Sequence[str]) -> dict[str, Any]:
+    """`jobs start`'s filter flags, parsed by the `search` command itself (the same flags).
+
+    Only search filters are kept; list flags are split on commas as `search` does.
+    """
+    from .search import PREDICATES, DiamondSearch
+
+    command = typer.main.get_command(app)
+    search_command = command.commands["search"]  # type: ignore[attr-defined]
+    parsed = search_command.make_context("search", list(args)).params
+    types = {f.name: str(f.type) for f in dataclasses.fields(DiamondSearch)}
+    filters: dict[str, Any] = {}
+    for name, value in parsed.items():
+        if value is None or name not in PREDICATES:
+            if value is not None and value is not False and name not in ("database_url",):
+                raise UserError(f"jobs start: --{name.replace('_', '-')} is not a filter", 2)
+            continue
+        listed = "Values" in types[name] or "Sequence" in types[name]
+        filters[name] = _split(value) if listed and isinstance(value, str) else value
+    return filters
+
+
+def _print_job(console: Console, job: Any) -> None:
+    table = Table(show_header=False, box=None)
+    for name in _JOB_FIELDS:
+        value = getattr(job, name)
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    kind: Annotated[str | None, typer.Option(help="pricing or rating.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The newest jobs first."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> list[Any]:
+        async with _database(url) as db:
+            return await db.list_catalogue_jobs(kind, limit)  # type: ignore[arg-type]
+
+    table = Table("id", "kind", "status", "processed", "changed", "created", "reason")
+    for job in asyncio.run(run()):
+        done = f"{job.processed:,}" + (f"/{job.total:,}" if job.total is not None else "")
+        created = job.created_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(job.id), job.kind, job.status, done, f"{job.changed:,}", created, job.reason
+        )
+    _stdout().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, database_url: DatabaseUrl = None) -> None:
+    """Every field of one job."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.get_catalogue_job(job_id)
+
+    job = asyncio.run(run())
+    if job is None:
+        raise UserError(f"no catalogue job {job_id}")
+    _print_job(_stdout(), job)
+
+
+@jobs_app.command(
+    "start", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def jobs_start(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="pricing or rating.", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why (kept with the job).")] = "manual",
+    rule_id: Annotated[
+        str | None, typer.Option(help="The rule change that triggered it.", show_default=False)
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Start a job over the live diamonds matching the search filters that follow
+    (the flags of `diamond-db search`, e.g. --shape ROUND --carat-min 1)."""
+    filters = _search_flags(ctx.args)
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.start_catalogue_job(
+                kind,  # type: ignore[arg-type]
+                reason=reason,
+                filters=filters or None,
+                triggered_by_rule_id=rule_id,
+            )
+
+    job = asyncio.run(run())
+    _stdout().print(f"started {job.kind} job {job.id}: {job.total:,} diamonds", markup=False)
+
+
+def _work_job(url: str, job_id: str, worker: str, batch_size: int, revert: bool) -> Any:
+    """Work (or revert) a job with a progress bar: rows/s and ETA."""
+    console = _stdout()
+
+    async def run(progress: Progress) -> Any:
+        async with _database(url) as db:
+            job = await db.get_catalogue_job(job_id)
+            if job is None:
+                raise UserError(f"no catalogue job {job_id}")
+            total = job.changed if revert or job.phase == "revert" else job.total
+            task = progress.add_task(f"{job.kind} job", total=total)
+
+            def advance(current: Any) -> None:
+                done = current.restored + current.skipped if current.phase == "revert" else None
+                progress.update(task, completed=current.processed if done is None else done)
+
+            work = db.revert_catalogue_job if revert else db.run_catalogue_job
+            return await work(job.id, worker_id=worker, batch_size=batch_size, on_progress=advance)
+
+    with progress_bars(console) as progress:
+        job = asyncio.run(run(progress))
+    console.print(
+        f"job {job.id} is {job.status}: {job.processed:,} processed, {job.changed:,} changed"
+        + (
+            f", {job.restored:,} restored, {job.skipped:,} skipped" if job.phase == "revert" else ""
+        ),
+        markup=False,
+    )
+    return job
+
+
+@jobs_app.command("work")
+def jobs_work(
+    job_id: JobId,
+    worker_id: WorkerId = None,
+    batch_size: BatchSize = 5_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Work a job to its end (resumes from its checkpoint; leaves if another worker holds it)."""
+    url = _require_url(database_url)
+    _probe(url)
+    _work_job(url, job_id, _worker(worker_id), batch_size, revert=False)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId, database_url: DatabaseUrl = None) -> None:
+    """Cancel a pending or running job (a running one stops at its next batch)."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.cancel_catalogue_job(job_id)
+
+    job = asyncio.run(run())
+    _stdout().print(f"job {job.id} is {job.status}", markup=False)
+
+
+@jobs_app.command("revert")
+def jobs_revert(
+    job_id: JobId,
+    worker_id: WorkerId = None,
+    batch_size: BatchSize = 5_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Restore what a completed or cancelled job changed (diamonds changed since are kept)."""
+    url = _require_url(database_url)
+    _probe(url)
+    _work_job(url, job_id, _worker(worker_id), batch_size, revert=True)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: JobId,
+    max_retries: Annotated[int, typer.Option(min=0, max=1000)] = 3,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a failed job pending again (then `jobs work` resumes it, in its phase)."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.retry_catalogue_job(job_id, max_retries=max_retries)
+
+    job = asyncio.run(run())
+    _stdout().print(f"job {job.id} is {job.status} (retry {job.retry_count})", markup=False)
 
 
 # -- demo -----------------------------------------------------------------------

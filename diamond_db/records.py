@@ -27,6 +27,11 @@ PurchaseStatus = Literal["pending", "confirmed", "failed"]
 CheckoutStatus = Literal["pending_payment", "paid", "confirmed", "expired"]
 PaymentStatus = Literal["pending", "paid", "expired"]
 SupplierOrderStatus = Literal["not_attempted", "pending", "placed", "failed", "conflict"]
+CatalogueJobKind = Literal["pricing", "rating"]
+CatalogueJobStatus = Literal[
+    "pending", "running", "cancelling", "cancelled", "completed", "failed", "reverting", "reverted"
+]
+CatalogueJobPhase = Literal["run", "revert"]
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -101,6 +106,7 @@ class Diamond:
     milky: str | None
     eye_clean: bool | None
     meta_images: list[DiamondImage] | None
+    pricing_rating: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -429,6 +435,92 @@ class PricingRule:
     rating: int | None
     active: bool
     created_at: datetime
+    updated_at: datetime
+    price_min_cents: int | None
+    price_max_cents: int | None
+    fancy: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RatingRule:
+    """A rating rule (table `rating_rules`); NULL criteria match everything.
+
+    List criteria are stored upper-cased and match case-insensitively; ranges
+    are inclusive, and a diamond without the value never matches a range.
+    """
+
+    id: UUID
+    priority: int
+    rating: int
+    supplier: str | None
+    shapes: list[str] | None
+    colors: list[str] | None
+    clarities: list[str] | None
+    cuts: list[str] | None
+    polishes: list[str] | None
+    symmetries: list[str] | None
+    fluorescences: list[str] | None
+    certificate_labs: list[str] | None
+    girdles: list[str] | None
+    culet_sizes: list[str] | None
+    lab_grown: bool | None
+    carat_min: Decimal | None
+    carat_max: Decimal | None
+    price_min_cents: int | None
+    price_max_cents: int | None
+    table_pct_min: Decimal | None
+    table_pct_max: Decimal | None
+    depth_pct_min: Decimal | None
+    depth_pct_max: Decimal | None
+    crown_angle_min: Decimal | None
+    crown_angle_max: Decimal | None
+    crown_height_min: Decimal | None
+    crown_height_max: Decimal | None
+    pavilion_angle_min: Decimal | None
+    pavilion_angle_max: Decimal | None
+    pavilion_depth_min: Decimal | None
+    pavilion_depth_max: Decimal | None
+    ratio_min: Decimal | None
+    ratio_max: Decimal | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogueJob:
+    """A re-pricing or re-rating job (table `catalogue_jobs`).
+
+    `filters` is the validated DiamondSearch filter set (None: every live
+    diamond); `phase` is "run" or "revert" (what working the job does);
+    `checkpoint` the last diamond id done in that phase. `processed` and
+    `changed` count the run; `restored` and `skipped` the revert (skipped:
+    diamonds changed since the job, left alone). `suppliers` are the suppliers
+    whose diamonds the job changed.
+    """
+
+    id: UUID
+    kind: CatalogueJobKind
+    status: CatalogueJobStatus
+    phase: CatalogueJobPhase
+    filters: JSONObject | None
+    reason: str
+    triggered_by_rule_id: UUID | None
+    total: int | None
+    processed: int
+    changed: int
+    restored: int
+    skipped: int
+    retry_count: int
+    error: str | None
+    checkpoint: UUID | None
+    suppliers: list[str]
+    lease_holder: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    reverted_at: datetime | None
     updated_at: datetime
 
 

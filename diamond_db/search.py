@@ -528,8 +528,7 @@ def compose(search: DiamondSearch) -> RenderedQuery:
     count(*) OVER () over the page query must read every match before the LIMIT
     (no filter: 964 ms). An empty page still returns one row carrying the count.
     """
-    params = search.filters()
-    where = [PREDICATES[name] for name in params]
+    where, params = filter_conditions(search)
     page = _page_sql(search, where, params)
     if search.count == "none":
         return RenderedQuery(page, params)
@@ -543,6 +542,36 @@ def compose(search: DiamondSearch) -> RenderedQuery:
         f"{order}"
     )
     return RenderedQuery(sql, params)
+
+
+def filter_conditions(search: DiamondSearch) -> tuple[list[str], dict[str, Any]]:
+    """The catalogue predicates of the search's present filters, and their parameters."""
+    params = search.filters()
+    return [PREDICATES[name] for name in params], params
+
+
+def render_live_count(search: DiamondSearch) -> RenderedQuery:
+    """How many live diamonds match the search's filters (a catalogue job's total)."""
+    where, params = filter_conditions(search)
+    counted = [part for part in ("SELECT count(*) AS n", _from_live(), _where(where)) if part]
+    return RenderedQuery("\n".join(counted), params)
+
+
+def render_id_batch(search: DiamondSearch) -> RenderedQuery:
+    """Ids of the live diamonds matching the filters after %(after_id)s, in id order.
+
+    At most %(batch_size)s of them: one keyset batch of a catalogue job, read
+    along the primary key.
+    """
+    where, params = filter_conditions(search)
+    parts = [
+        "SELECT d.id",
+        _from_live(),
+        _where([*where, "d.id > %(after_id)s"]),
+        "ORDER BY d.id",
+        "LIMIT %(batch_size)s",
+    ]
+    return RenderedQuery("\n".join(parts), params)
 
 
 def render_search(params: DiamondSearch | None = None, **filters: Any) -> RenderedQuery:

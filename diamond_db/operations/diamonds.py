@@ -240,15 +240,16 @@ class DiamondOperations(Executor):
         offer = text_arg("offer_id", offer_id)
         return await self._one(Diamond, "get_diamond_by_offer_id", offer_id=offer)
 
-    async def upsert_diamond(self, diamond: DiamondInput) -> Diamond:
+    async def upsert_diamond(self, diamond: DiamondInput, *, apply_rules: bool = False) -> Diamond:
         """Insert or update one diamond on (supplier, supplier_stone_id); the stored row.
 
         Same statement and rules as upsert_diamonds; the stored row is read back
         in the same transaction, on the primary.
         """
         row = _input_row("diamond", diamond)
+        rules = bool_arg("apply_rules", apply_rules)
         async with self._atomic() as tx:
-            await tx._rowcount("upsert_diamonds", diamonds=_batch([row]))
+            await tx._rowcount("upsert_diamonds", diamonds=_batch([row]), apply_rules=rules)
             stored = await tx._one(
                 Diamond,
                 "get_diamond_by_supplier_key",
@@ -258,18 +259,25 @@ class DiamondOperations(Executor):
         assert stored is not None  # just written in this transaction
         return stored
 
-    async def upsert_diamonds(self, diamonds: Sequence[DiamondInput]) -> int:
+    async def upsert_diamonds(
+        self, diamonds: Sequence[DiamondInput], *, apply_rules: bool = False
+    ) -> int:
         """Insert or update a batch in one statement, all or nothing; distinct diamonds written.
 
         Every row is checked before anything is sent (the error names its index
         and key); a key repeated in the batch counts once, its last row wins.
+        With `apply_rules`, the active pricing and rating rules set markup_ratio,
+        retail_price_cents, pricing_rating and rating in the same statement (the
+        supplied ones are ignored); without, they are stored as given and the
+        given rating is also the pricing_rating.
         """
         if isinstance(diamonds, str | bytes) or not isinstance(diamonds, Sequence):
             raise ValidationError("diamonds", "expected a sequence of DiamondInput")
+        rules = bool_arg("apply_rules", apply_rules)
         rows = [_input_row(f"diamonds[{i}]", d) for i, d in enumerate(diamonds)]
         if not rows:
             return 0
-        return await self._rowcount("upsert_diamonds", diamonds=_batch(rows))
+        return await self._rowcount("upsert_diamonds", diamonds=_batch(rows), apply_rules=rules)
 
     async def update_diamond_availability(
         self,
