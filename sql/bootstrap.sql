@@ -223,6 +223,25 @@ CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
 
+-- Issue 13's sorts and filters on the grading columns (0007). SEARCH_CHOICES
+
+-- sort_by ratio; also ratio_min/ratio_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_ratio_idx
+ON diamonds (ratio, id) WHERE status = 'active';
+
+-- sort_by table_pct; also table_min/table_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_table_pct_idx
+ON diamonds (table_pct, id) WHERE status = 'active';
+
+-- sort_by depth_pct; also depth_pct_min/depth_pct_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_depth_pct_idx
+ON diamonds (depth_pct, id) WHERE status = 'active';
+
+-- sort_by fancy_color (its non-NULL range; the NULLs are read by id), fancy_colors,
+-- fancy_color=True: only the stones with a fancy colour, so it stays small.
+CREATE INDEX IF NOT EXISTS diamonds_search_fancy_color_idx
+ON diamonds (fancy_color, id) WHERE status = 'active' AND fancy_color IS NOT NULL;
+
 -- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
 CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
