@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 from uuid import UUID
 
 from psycopg.rows import RowMaker
@@ -703,7 +703,7 @@ def render_search(
 
 def projection_arg(projection: object) -> Projection:
     """A valid projection ("full" or "list"), else ValidationError."""
-    return choice_arg("projection", projection, PROJECTIONS)  # type: ignore[no-any-return]
+    return cast(Projection, choice_arg("projection", projection, PROJECTIONS))
 
 
 # -- results -------------------------------------------------------------------

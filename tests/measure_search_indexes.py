@@ -7,8 +7,9 @@ N synthetic diamonds through upsert_diamonds (diamond_db.synthetic, as `diamond-
 with 0007's indexes dropped, then VACUUM ANALYZE. It prints:
 - each 0007 index's CREATE INDEX CONCURRENTLY time and size (the `-- cost:` rates);
 - batch upsert rows/s, median of R rounds of 1,000 new diamonds and of 1,000 existing
-  ones repriced: without the indexes, with each added in turn, then without again (how
-  much the machine drifted meanwhile);
+  ones repriced, without any 0007 index and with one (each in turn), then with all four;
+  each "with" measured between two "without" runs, and compared with their mean, so a
+  drift of a shared machine falls on both sides;
 - every new sort's page 1 and a cursor page 50 pages deep (count="none", both directions),
   without 0007's indexes and with them.
 Not a test: it takes a few minutes.
@@ -78,7 +79,8 @@ async def upsert_rates(db: Database, url: str, rounds: int) -> tuple[float, floa
                 timings[kind].append(time.perf_counter() - started)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM diamonds WHERE supplier = %s", [NEW_SUPPLIER])
-            conn.execute("VACUUM diamonds")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM diamonds")
     return (
         1_000 / statistics.median(timings["insert"]),
         1_000 / statistics.median(timings["update"]),
@@ -134,17 +136,26 @@ async def measure(url: str, diamonds: int, rounds: int) -> None:
         await seed_diamonds(db, diamonds, seed=SEED)
         print(f"seeded {diamonds:,} diamonds in {time.perf_counter() - started:.0f} s")
         drop(url, [])
-        print("batch upsert rows/s (insert, update):")
-        print(f"  without 0007's indexes: {await upsert_rates(db, url, rounds)}")
-        print(f"  sorts, page 1 / cursor page 51 (ms): {_ms(await sort_times(db))}")
-        for name, sql in indexes:
-            seconds, size = build(url, name, sql)
-            rate = diamonds / seconds
-            print(f"  built {name}: {seconds:.2f} s ({rate:,.0f} rows/s), {size}")
-            print(f"  + {name}: {await upsert_rates(db, url, rounds)}")
-        print(f"  sorts with 0007's indexes (ms): {_ms(await sort_times(db))}")
-        drop(url, names)
-        print(f"  without them again: {await upsert_rates(db, url, rounds)}")
+        unindexed = _ms(await sort_times(db))
+        print(f"sorts without 0007's indexes, page 1 / cursor page 51 (ms): {unindexed}")
+        print("batch upsert rows/s (insert, update), with vs without (mean of the runs around):")
+        for group in [[i] for i in indexes] + [indexes]:
+            before = await upsert_rates(db, url, rounds)
+            for name, sql in group:
+                seconds, size = build(url, name, sql)
+                print(f"  built {name}: {seconds:.2f} s ({diamonds / seconds:,.0f} rows/s), {size}")
+            during = await upsert_rates(db, url, rounds)
+            if len(group) == len(indexes):
+                print(f"  sorts with them (ms): {_ms(await sort_times(db))}")
+            drop(url, [name for name, _ in group])
+            after = await upsert_rates(db, url, rounds)
+            without = [(b + a) / 2 for b, a in zip(before, after, strict=True)]
+            label = "all four" if len(group) > 1 else group[0][0]
+            costs = ", ".join(
+                f"{w:,.0f} -> {d:,.0f} ({d / w - 1:+.1%})"
+                for w, d in zip(without, during, strict=True)
+            )
+            print(f"  {label}: {costs}")
 
 
 def _ms(times: dict[str, tuple[float, float]]) -> str:

@@ -919,7 +919,7 @@ SELECT
     TIMESTAMPTZ '2024-01-01' + mod(i, 5000) * INTERVAL '10 minutes',
     (ARRAY['nivoda', 'nivoda', 'vdb'])[1 + mod(i, 3)],
     CASE WHEN y < 0.02 THEN (ARRAY['Yellow', 'Pink', 'Blue'])[1 + mod(i, 3)] END,
-    CASE WHEN y < 0.02 THEN (ARRAY['Fancy', 'Intense', 'Vivid'])[1 + mod(i, 7) % 3] END,
+    CASE WHEN y < 0.02 THEN (ARRAY['Fancy', 'Intense', 'Vivid'])[1 + mod(i, 7 * 3) / 7] END,
     (ARRAY['None', 'None', 'Faint', 'Medium', 'Strong'])[1 + mod(i, 5)],
     CASE WHEN y > 0.95 THEN NULL
         WHEN shape = 'ROUND' THEN round((1 + random() * 0.02)::NUMERIC, 3)
