@@ -90,6 +90,7 @@ from .operations.raw_diamonds import payload_hash
 from .records import (
     ApiKey,
     Diamond,
+    DiamondImage,
     DiamondInput,
     DiamondSummary,
     ExchangeRate,
@@ -115,6 +116,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Diamond",
     "DiamondDBError",
+    "DiamondImage",
     "DiamondInput",
     "DiamondSearch",
     "DiamondSummary",
