@@ -36,7 +36,7 @@ DECLARE
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
-        '0007 bd7fa0992d7a7441fad90352962369d8e8c23c9c130fc356ab467c7dcd189c1d'
+        '0007 d45130c929dc06e5e7051127a9daf15c6ee7e6c37d67bff845b7d20716c6a06a'
     ];
     recorded TEXT[];
 BEGIN
@@ -273,10 +273,19 @@ ON diamonds (table_pct, id) WHERE status = 'active';
 CREATE INDEX IF NOT EXISTS diamonds_search_depth_pct_idx
 ON diamonds (depth_pct, id) WHERE status = 'active';
 
--- sort_by fancy_color (its non-NULL range; the NULLs are read by id), fancy_colors,
--- fancy_color=True: only the stones with a fancy colour, so it stays small.
+-- sort_by fancy_color; also fancy_colors and fancy_color=True. Not partial on
+-- fancy_color IS NOT NULL: the sort's NULL range (98% of stones) must be read
+-- in (fancy_color, id) order too, or every page sorts all of them.
 CREATE INDEX IF NOT EXISTS diamonds_search_fancy_color_idx
-ON diamonds (fancy_color, id) WHERE status = 'active' AND fancy_color IS NOT NULL;
+ON diamonds (fancy_color, id) WHERE status = 'active';
+
+-- no_bgm: statistics on each tint as the filter reads it. Without them the planner
+-- guesses 2% per tint (0.0008% for all three) and reads a whole no_bgm search by a
+-- sequential scan and a sort; with them it knows ~90% match and reads the page from
+-- the sort's index (tests/test_search.py, Q1 with the new filters). Costs no write.
+CREATE STATISTICS IF NOT EXISTS diamonds_tints_stats
+ON (coalesce(lower(brown), '')), (coalesce(lower(green), '')), (coalesce(lower(milky), ''))
+FROM diamonds;
 
 -- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
 CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
@@ -554,7 +563,7 @@ VALUES
 (
     '0007',
     'search_indexes',
-    'bd7fa0992d7a7441fad90352962369d8e8c23c9c130fc356ab467c7dcd189c1d',
+    'd45130c929dc06e5e7051127a9daf15c6ee7e6c37d67bff845b7d20716c6a06a',
     0,
     'sql/bootstrap.sql'
 )
