@@ -1,17 +1,24 @@
 -- 0007 search indexes: the sorts and filters of issue 13's search on the grading columns (0005).
 --
--- What: four partial indexes on live diamonds: (ratio, id), (table_pct, id) and
--- (depth_pct, id), each serving its sort in both directions (NULLs last, keyset
--- cursors) and its range filter; (fancy_color, id) over the stones that have a
--- fancy colour only (about 2%), serving sort_by fancy_color, fancy_colors and
--- fancy_color=True.
--- Why: issue 13. The other new sorts (certificate_lab, fluorescence_intensity)
--- and filters get no index, by measurement: see the search index list in
--- sql/bootstrap.sql.
--- Write cost (measured, tests/measure_search_indexes.py, 200,000 diamonds, 2 cores,
--- batches of 1,000): WRITE_COST
+-- What: four partial indexes on live diamonds, (ratio, id), (table_pct, id),
+-- (depth_pct, id) and (fancy_color, id), each serving its sort in both directions
+-- (NULLs last, keyset cursors) and its range or list filter (fancy_colors,
+-- fancy_color=True); statistics on the brown/green/milky tints as no_bgm reads them
+-- (no write cost), then ANALYZE.
+-- Why: issue 13. certificate_lab and fluorescence_intensity sorts and the other new
+-- filters have no index, by choice: see the search index list in sql/bootstrap.sql.
+-- Write cost: batch upserts of 1,000 (new stones; existing ones repriced), measured by
+-- tests/measure_search_indexes.py on 200,000 diamonds, each index between two runs
+-- without it. On the shared 2-core machine of this measurement (load average 9-12)
+-- rows/s scattered by +-15% between runs, more than one index costs: ratio 863 ->
+-- 720 new (-17%), 692 -> 741 repriced (+7%); table_pct 1,015 -> 1,171 (+16%),
+-- 904 -> 888 (-2%). The eleven search indexes before these cost ~40% of batch
+-- rows/s on 1M diamonds (sql/bootstrap.sql), ~4% each: expect about that per index,
+-- ~15% for the four; rerun the script on a quiet machine for the exact figure.
 -- Locks: each index is built CONCURRENTLY (SHARE UPDATE EXCLUSIVE: reads and
--- writes go on): BUILD_TIMES
+-- writes go on): 2.0-2.9 s each on 200,000 diamonds (70,000-100,000 rows/s, 8 MB
+-- each), so about 15 s each on 1,000,000; CREATE STATISTICS is a catalog change,
+-- ANALYZE reads a sample.
 -- Transaction: none (CREATE INDEX CONCURRENTLY); every statement re-runnable
 -- (IF NOT EXISTS; an INVALID index left by a failed build is dropped by the
 -- runner before it runs again).
@@ -21,19 +28,19 @@
 
 -- sort_by ratio; also ratio_min/ratio_max ranges.
 -- locks: SHARE UPDATE EXCLUSIVE on diamonds (reads and writes go on).
--- cost: diamonds RATE_RATIO
+-- cost: diamonds 70000
 CREATE INDEX CONCURRENTLY IF NOT EXISTS diamonds_search_ratio_idx
 ON diamonds (ratio, id) WHERE status = 'active';
 
 -- sort_by table_pct; also table_min/table_max ranges.
 -- locks: SHARE UPDATE EXCLUSIVE on diamonds (reads and writes go on).
--- cost: diamonds RATE_TABLE
+-- cost: diamonds 70000
 CREATE INDEX CONCURRENTLY IF NOT EXISTS diamonds_search_table_pct_idx
 ON diamonds (table_pct, id) WHERE status = 'active';
 
 -- sort_by depth_pct; also depth_pct_min/depth_pct_max ranges.
 -- locks: SHARE UPDATE EXCLUSIVE on diamonds (reads and writes go on).
--- cost: diamonds RATE_DEPTH
+-- cost: diamonds 70000
 CREATE INDEX CONCURRENTLY IF NOT EXISTS diamonds_search_depth_pct_idx
 ON diamonds (depth_pct, id) WHERE status = 'active';
 
@@ -41,7 +48,7 @@ ON diamonds (depth_pct, id) WHERE status = 'active';
 -- fancy_color IS NOT NULL: the sort's NULL range (98% of stones) must be read
 -- in (fancy_color, id) order too, or every page sorts all of them.
 -- locks: SHARE UPDATE EXCLUSIVE on diamonds (reads and writes go on).
--- cost: diamonds RATE_FANCY
+-- cost: diamonds 70000
 CREATE INDEX CONCURRENTLY IF NOT EXISTS diamonds_search_fancy_color_idx
 ON diamonds (fancy_color, id) WHERE status = 'active';
 
