@@ -14,7 +14,17 @@ from rich.console import Console
 
 from diamond_db import Database
 
-from . import baselines, consolidation, ingest, lookups, migration, search, upserts
+from . import (
+    baselines,
+    consolidation,
+    dashboard,
+    feeds,
+    ingest,
+    lookups,
+    migration,
+    search,
+    upserts,
+)
 from .dataset import Dataset, bench_server, prepare
 from .memory import PeakWindow
 from .plan import Bench, Plan
@@ -30,6 +40,8 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),
     "migration": (migration.run, lambda p: 0),
+    "dashboard": (dashboard.run, lambda p: 0),
+    "feeds": (feeds.run, lambda p: p.claim_batch),
 }
 
 

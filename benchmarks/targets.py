@@ -52,7 +52,47 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _consolidation_targets(case)
         elif case.scenario == "migration":
             targets += _migration_targets(case)
+        elif case.scenario == "dashboard":
+            targets += _dashboard_targets(case)
+        elif case.scenario == "feeds":
+            targets += _feeds_targets(case)
     return targets
+
+
+def _dashboard_targets(case: Case) -> list[Target]:
+    count = _ms(case.median("count"))
+    summary, runs = case.ratios["summary/count"], case.ratios["list_runs/count"]
+    scan = "index-only" if case.info.get("index_only") else "NOT index-only"
+    return [
+        Target(
+            "dashboard summary vs COUNT(*) of live diamonds",
+            "summary/count <= 2x",
+            f"{summary:.2f}x ({_ms(case.median('summary'))} vs {count}; {scan})",
+            summary <= 2,
+        ),
+        Target(
+            "list_runs page 1 vs COUNT(*) of live diamonds",
+            "list_runs/count <= 1x",
+            f"{runs:.2f}x ({_ms(case.median('list_runs'))} vs {count})",
+            runs <= 1,
+        ),
+    ]
+
+
+FEEDS_LIMIT = 1.25  # "costs what it costs with one feed present", within measuring noise
+
+
+def _feeds_targets(case: Case) -> list[Target]:
+    """Issue 13: a claim on one feed costs what it costs with one feed present."""
+    return [
+        Target(
+            f"claim, {ratio.split('/')[0]} vs 1 feed",
+            f"<= {FEEDS_LIMIT}x",
+            f"{value:.2f}x",
+            value <= FEEDS_LIMIT,
+        )
+        for ratio, value in case.ratios.items()
+    ]
 
 
 def _migration_targets(case: Case) -> list[Target]:

@@ -8,6 +8,7 @@ raises one of these, all under `DiamondDBError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from psycopg_pool import PoolTimeout
 
@@ -50,6 +51,35 @@ class DuplicateApiKey(DiamondDBError):
 
     def __init__(self) -> None:
         super().__init__("an API key with this hash is already registered (hash not shown)")
+
+
+class RunStateError(DiamondDBError):
+    """The run's status does not allow the operation (delete_run of a running run).
+
+    `status` is the run's status as the refusing statement saw it.
+    """
+
+    def __init__(self, run_id: UUID, status: str, message: str) -> None:
+        super().__init__(f"run {run_id} is {status}: {message}")
+        self.run_id = run_id
+        self.status = status
+
+
+class ClaimsInProgress(DiamondDBError):
+    """purge_raw_payloads: consolidators hold claimed rows of the feed; nothing was purged.
+
+    `claims` lists (claimed_by, rows claimed) per consolidator. Purge once they
+    finish (or reset_stuck_claims returns a crashed one's rows), or pass force=True.
+    """
+
+    def __init__(self, supplier: str, claims: tuple[tuple[str | None, int], ...]) -> None:
+        held = ", ".join(f"{who or '(unnamed)'}: {count}" for who, count in claims)
+        super().__init__(
+            f"supplier {supplier!r} has raw rows claimed by consolidators ({held}); "
+            "not purged (pass force=True to purge anyway)"
+        )
+        self.supplier = supplier
+        self.claims = claims
 
 
 class DatabaseUnavailable(DiamondDBError, PoolTimeout):

@@ -23,6 +23,7 @@ DIAMOND_STATUSES: Final = ("active", "deleted")
 CONSOLIDATION_STATUSES: Final = ("pending", "processing", "done", "failed")
 RUN_TYPES: Final = ("full", "incremental")
 WORKER_STATUSES: Final = ("running", "completed", "failed")
+RUN_STATUSES: Final = ("running", "completed", "partial", "failed", "cancelled", "stalled")
 HOLD_STATUSES: Final = ("active", "expired", "released")
 PURCHASE_STATUSES: Final = ("pending", "confirmed", "failed")
 CHECKOUT_STATUSES: Final = ("pending_payment", "paid", "confirmed", "expired")
@@ -71,6 +72,17 @@ def text_arg(name: str, value: object, *, optional: bool = False, empty: bool = 
     if not empty and not value.strip():
         raise ValidationError(name, "must not be empty")
     return value
+
+
+SUPPLIER_MAX_LENGTH = 100
+
+
+def supplier_arg(name: str, value: object) -> Any:
+    """A feed name: non-empty text of at most SUPPLIER_MAX_LENGTH characters."""
+    checked = text_arg(name, value)
+    if len(checked) > SUPPLIER_MAX_LENGTH:
+        raise ValidationError(name, f"longer than {SUPPLIER_MAX_LENGTH} characters")
+    return checked
 
 
 def text_list_arg(name: str, values: object, *, optional: bool = False) -> list[str] | None:
