@@ -37,6 +37,7 @@ DECLARE
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0004 51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+        '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
         '0007 3ecec8f741c7d1d77c4e6aca4b7758dfcecc3b6546843ece778d0ceacc7fa5bc',
         '0009 a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
         '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016'
@@ -794,6 +795,13 @@ VALUES
     '0005',
     'grading_columns',
     '34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0006',
+    'grading_backfill',
+    '8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
     0,
     'sql/bootstrap.sql'
 ),
