@@ -9,12 +9,14 @@
 -- filters have no index, by choice: see the search index list in sql/bootstrap.sql.
 -- Write cost: batch upserts of 1,000 (new stones; existing ones repriced), measured by
 -- tests/measure_search_indexes.py on 200,000 diamonds, each index between two runs
--- without it. On the shared 2-core machine of this measurement (load average 9-12)
--- rows/s scattered by +-15% between runs, more than one index costs: ratio 863 ->
--- 720 new (-17%), 692 -> 741 repriced (+7%); table_pct 1,015 -> 1,171 (+16%),
--- 904 -> 888 (-2%). The eleven search indexes before these cost ~40% of batch
--- rows/s on 1M diamonds (sql/bootstrap.sql), ~4% each: expect about that per index,
--- ~15% for the four; rerun the script on a quiet machine for the exact figure.
+-- without it (rows/s, new stones then repriced ones). On the shared 2-core machine of
+-- this measurement (load average 9-12) runs scattered by +-15%, more than one index
+-- costs: ratio 863 -> 720 (-17%), 692 -> 741 (+7%); table_pct 1,015 -> 1,171 (+16%),
+-- 904 -> 888 (-2%); depth_pct 783 -> 540 (-31%), 651 -> 545 (-16%); fancy_color
+-- 731 -> 509 (-30%), 741 -> 435 (-41%); all four 895 -> 878 (-2%), 848 -> 731
+-- (-14%). The eleven search indexes before these cost ~40% of batch rows/s on 1M
+-- diamonds (sql/bootstrap.sql), ~4% each: expect about that per index, ~15% for the
+-- four; rerun the script on a quiet machine for a firmer figure.
 -- Locks: each index is built CONCURRENTLY (SHARE UPDATE EXCLUSIVE: reads and
 -- writes go on): 2.0-2.9 s each on 200,000 diamonds (70,000-100,000 rows/s, 8 MB
 -- each), so about 15 s each on 1,000,000; CREATE STATISTICS is a catalog change,
