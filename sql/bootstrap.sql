@@ -34,7 +34,8 @@ DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
-        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131'
+        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+        '0008 7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836'
     ];
     recorded TEXT[];
 BEGIN
@@ -222,6 +223,24 @@ WHERE status = 'active';
 CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
+
+-- quick_search_diamonds (0008): a prefix of the stone id, offer id or certificate
+-- number, case-insensitively, as one range of each index (text_pattern_ops compares
+-- byte-wise). Not partial: the planner uses an expression index's statistics only
+-- when the index is not partial, and needs them to prefer these over created_at.
+CREATE INDEX IF NOT EXISTS diamonds_quick_stone_idx
+ON diamonds (lower(supplier_stone_id) text_pattern_ops);
+
+CREATE INDEX IF NOT EXISTS diamonds_quick_offer_idx
+ON diamonds (lower(offer_id) text_pattern_ops);
+
+CREATE INDEX IF NOT EXISTS diamonds_quick_certificate_idx
+ON diamonds (lower(certificate_number) text_pattern_ops);
+
+-- get_diamonds_on_hold (0008): the live on-hold stones, most recently changed first.
+CREATE INDEX IF NOT EXISTS diamonds_on_hold_idx
+ON diamonds (updated_at, id)
+WHERE status = 'active' AND availability = 'on_hold';
 
 -- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
 CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
@@ -486,6 +505,13 @@ VALUES
     '0003',
     'checkout_indexes',
     '3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0008',
+    'catalogue_indexes',
+    '7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836',
     0,
     'sql/bootstrap.sql'
 )

@@ -8,6 +8,7 @@ inherit `Operations`, so every operation is available on each.
 from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
+from .catalogue import CatalogueOperations
 from .checkout import CheckoutOperations
 from .diamonds import DiamondOperations
 from .exchange_rates import ExchangeRateOperations
@@ -30,6 +31,7 @@ class Operations(
     PurchaseHistoryOperations,
     CheckoutOperations,
     ExchangeRateOperations,
+    CatalogueOperations,
 ):
     """Every operation of the library; see the domain modules."""
 
