@@ -91,22 +91,6 @@ PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-# search_facets (diamond_db/facets.py): each facet is a column of `d`, counted under
-# every present filter except its own, listed here (choosing ROUND still shows how
-# many OVALs there are). A new filter on a facet's column belongs in its tuple.
-FACETS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {
-        "shape": ("shape",),
-        "color": ("colors",),
-        "clarity": ("clarities",),
-        "cut": ("cuts",),
-        "lab_grown": ("lab_grown",),
-        "certificate_lab": ("certificate_labs",),
-        "fancy_color": ("fancy_colors", "fancy_color"),
-        "supplier": ("supplier",),
-    }
-)
-
 
 # `diamond-db search --explain` prefixes a composed search with this. ANALYZE runs the
 # statement (a read) to report actual rows and timings; BUFFERS shows what it touched.
@@ -533,14 +517,18 @@ def _count_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) 
     return "SELECT count(*) AS n\nFROM (\n" + textwrap.indent(counted, "    ") + "\n) AS matched"
 
 
-def compile_filters(search: DiamondSearch) -> tuple[dict[str, str], dict[str, Any]]:
-    """The catalogue SQL of each present filter, by filter name, and the bound parameters.
+def compile_filters(filters: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (to AND) and bound parameters of a set of present filters.
 
-    The one compile step of the search's WHERE: compose() ANDs every condition;
-    search_facets (diamond_db/facets.py) leaves out a facet's own filters.
+    `filters` is DiamondSearch.filters() or part of it (facets drop a facet's own
+    filter); the search and the facets compile filters only here.
     """
-    params = search.filters()
-    return {name: PREDICATES[name] for name in params}, params
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    for name, value in filters.items():
+        conditions.append(PREDICATES[name])
+        params[name] = value
+    return conditions, params
 
 
 def compose(search: DiamondSearch) -> RenderedQuery:
@@ -554,8 +542,7 @@ def compose(search: DiamondSearch) -> RenderedQuery:
     count(*) OVER () over the page query must read every match before the LIMIT
     (no filter: 964 ms). An empty page still returns one row carrying the count.
     """
-    conditions, params = compile_filters(search)
-    where = list(conditions.values())
+    where, params = compile_filters(search.filters())
     page = _page_sql(search, where, params)
     if search.count == "none":
         return RenderedQuery(page, params)
