@@ -14,7 +14,7 @@ from rich.console import Console
 
 from diamond_db import Database
 
-from . import baselines, consolidation, ingest, lookups, migration, search, upserts
+from . import baselines, consolidation, facets, ingest, lookups, migration, quick, search, upserts
 from .dataset import Dataset, bench_server, prepare
 from .memory import PeakWindow
 from .plan import Bench, Plan
@@ -26,6 +26,8 @@ QUICK_ROWS: Final = 20_000
 SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[Plan], int]]]] = {
     "search": (search.run, lambda p: p.rows),
     "lookups": (lookups.run, lambda p: p.lookups),
+    "facets": (facets.run, lambda p: 0),
+    "quick": (quick.run, lambda p: 0),
     "upserts": (upserts.run, lambda p: p.upsert_batch + p.upsert_singles),
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),
