@@ -95,6 +95,7 @@ from .operations.raw_diamonds import payload_hash
 from .records import (
     ApiKey,
     Diamond,
+    DiamondImage,
     DiamondInput,
     ExchangeRate,
     Facets,
@@ -121,6 +122,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Diamond",
     "DiamondDBError",
+    "DiamondImage",
     "DiamondInput",
     "DiamondSearch",
     "DuplicateApiKey",
