@@ -3,7 +3,7 @@
 -- search_facets is composed from the search catalogue (diamond_db/facets.py).
 -- Every statement reads live diamonds only (status 'active').
 
--- name: get_related_diamonds(id, carat_tolerance, price_tolerance_cents, match_shape, match_lab_grown, match_color, match_clarity, match_cut, match_polish, match_symmetry, match_fluorescence, match_certificate_lab, row_limit)
+-- name: get_related_diamonds(id, carat_tolerance, price_tolerance_cents, match_shape, match_lab_grown, match_color, match_clarity, match_cut, match_polish, match_symmetry, match_fluorescence, match_certificate_lab, match_fancy_color, row_limit)
 -- Available stones like the anchor: same lab_grown, carats within the tolerance,
 -- retail price within the tolerance when the anchor has one, and equal on each
 -- :match_<field> that is true where the anchor's value is not NULL; closest in
@@ -52,6 +52,11 @@ LEFT JOIN LATERAL (
             NOT :match_certificate_lab
             OR anchor.certificate_lab IS NULL
             OR c.certificate_lab = anchor.certificate_lab
+        )
+        AND (
+            NOT :match_fancy_color
+            OR anchor.fancy_color IS NULL
+            OR c.fancy_color = anchor.fancy_color
         )
     ORDER BY
         abs(c.carats - anchor.carats) ASC,

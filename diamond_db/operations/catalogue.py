@@ -36,6 +36,7 @@ RELATED_MATCH: Final = (
     "symmetry",
     "fluorescence",
     "certificate_lab",
+    "fancy_color",
 )
 RELATED_MAX_LIMIT: Final = 50
 QUICK_MAX_LIMIT: Final = 50
