@@ -14,7 +14,18 @@ from rich.console import Console
 
 from diamond_db import Database
 
-from . import baselines, consolidation, facets, ingest, lookups, migration, quick, search, upserts
+from . import (
+    baselines,
+    consolidation,
+    facets,
+    feeds,
+    ingest,
+    lookups,
+    migration,
+    quick,
+    search,
+    upserts,
+)
 from .dataset import Dataset, bench_server, prepare
 from .memory import PeakWindow
 from .plan import Bench, Plan
@@ -32,6 +43,7 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),
     "migration": (migration.run, lambda p: 0),
+    "feeds": (feeds.run, lambda p: p.claim_batch),
 }
 
 

@@ -51,6 +51,7 @@ from ._default import (
     mark_as_failed,
     match_pricing_rule,
     place_hold,
+    purge_raw_payloads,
     quick_search_diamonds,
     record_checkout_expired,
     record_payment,
@@ -81,6 +82,7 @@ from ._default import (
 from .config import Settings
 from .database import Database, Transaction
 from .errors import (
+    ClaimsInProgress,
     DatabaseUnavailable,
     DiamondDBError,
     DuplicateApiKey,
@@ -118,6 +120,7 @@ from .search import DiamondSearch, Page, RenderedQuery, render_search
 
 __all__ = [
     "ApiKey",
+    "ClaimsInProgress",
     "Database",
     "DatabaseUnavailable",
     "Diamond",
@@ -197,6 +200,7 @@ __all__ = [
     "match_pricing_rule",
     "payload_hash",
     "place_hold",
+    "purge_raw_payloads",
     "quick_search_diamonds",
     "record_checkout_expired",
     "record_payment",
