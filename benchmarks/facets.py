@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from diamond_db.search import PREDICATES
+from diamond_db.search import PREDICATES, DiamondSearch
 
 from . import baselines
 from .plan import Bench
@@ -24,14 +24,15 @@ TARGET: Final = 3.0
 
 def _contenders(bench: Bench, filters: dict[str, Any]) -> list[Contender]:
     db = bench.db
-    count_sql, _ = baselines.naive_search(filters, "created_at", "desc")
+    bound = DiamondSearch(**filters).filters()  # as the search binds them (lists, Decimals)
+    count_sql, _ = baselines.naive_search(bound, "created_at", "desc")
 
     async def facets(_: int) -> None:
         await db.search_facets(**filters)
 
     async def count(_: int) -> None:
         async with db.pool.connection() as conn:
-            await (await conn.execute(count_sql, filters)).fetchone()
+            await (await conn.execute(count_sql, bound)).fetchone()
 
     return [Contender("facets", facets), Contender("count", count)]
 
