@@ -69,13 +69,17 @@ WHERE anchor.id = :id AND anchor.status = 'active';  -- noqa: RF02
 
 -- name: get_recommended_diamonds(id, carat_tolerance)
 -- Three distinct available stones for the anchor's page, one row per filled slot
--- (slot, relaxed_to, the diamond's columns). The pool: same lab_grown and shape,
--- carats within the tolerance; level 1 also equal on clarity and cut, level 2 on
--- clarity (a NULL anchor value does not constrain). The narrowest level holding
--- three stones is used, else level 3. highest_rated: rating, then retail price,
--- highest first, newest; most_expensive: retail price, newest; mid_rated: rating
--- closest to 7.5 (7 and 8 first, the higher one first), then retail price, newest.
--- No row: the anchor is unknown or deleted; one row of NULLs: the pool is empty.
+-- (slot, then the diamond's columns). The pool: same lab_grown and shape, carats
+-- within the tolerance; level 1 also equal on clarity and cut, level 2 on clarity
+-- (a NULL anchor value does not constrain), level 3 the whole pool. The narrowest
+-- level holding three stones is used, else level 3: a wider level is read only
+-- when the narrower one is short (its guard is an uncorrelated subquery, which
+-- PostgreSQL evaluates once, before reading that level). Levels carry only the
+-- ordering columns; the three picks are read whole at the end. highest_rated:
+-- rating, then retail price, highest first, newest; most_expensive: retail price,
+-- newest; mid_rated: rating closest to 7.5 (7 and 8 first, the higher one first),
+-- then retail price, newest. No row: the anchor is unknown or deleted; one row of
+-- NULLs: the pool is empty. Levels come from diamonds_search_shape_idx.
 -- role: reader
 WITH anchor AS (
     SELECT
@@ -92,15 +96,12 @@ WITH anchor AS (
 
 pool AS (
     SELECT
-        c.*,
-        CASE
-            WHEN
-                (a.clarity IS NULL OR c.clarity = a.clarity)
-                AND (a.cut IS NULL OR c.cut = a.cut)
-                THEN 1
-            WHEN a.clarity IS NULL OR c.clarity = a.clarity THEN 2
-            ELSE 3
-        END AS relaxed_to
+        c.id,
+        c.clarity,
+        c.cut,
+        c.rating,
+        c.retail_price_cents,
+        c.created_at
     FROM anchor AS a
     INNER JOIN diamonds AS c
         ON
@@ -112,76 +113,91 @@ pool AS (
     WHERE c.status = 'active' AND c.availability = 'available'
 ),
 
-chosen AS (
-    SELECT
-        CASE
-            WHEN count(*) FILTER (WHERE relaxed_to = 1) >= 3 THEN 1
-            WHEN count(*) FILTER (WHERE relaxed_to <= 2) >= 3 THEN 2
-            ELSE 3
-        END AS relaxed_to
-    FROM pool
+level_2 AS (
+    SELECT p.*
+    FROM pool AS p
+    INNER JOIN anchor AS a ON a.clarity IS NULL OR p.clarity = a.clarity
+),
+
+level_1 AS (
+    SELECT l.*
+    FROM level_2 AS l
+    INNER JOIN anchor AS a ON a.cut IS NULL OR l.cut = a.cut
 ),
 
 candidates AS (
-    SELECT pool.*
-    FROM pool
-    INNER JOIN chosen ON pool.relaxed_to <= chosen.relaxed_to
+    SELECT l1.*
+    FROM level_1 AS l1
+    WHERE (SELECT count(*) FROM level_1) >= 3
+    UNION ALL
+    SELECT l2.*
+    FROM level_2 AS l2
+    WHERE
+        (SELECT count(*) FROM level_1) < 3
+        AND (SELECT count(*) FROM level_2) >= 3
+    UNION ALL
+    SELECT p.*
+    FROM pool AS p
+    WHERE (SELECT count(*) FROM level_2) < 3
 ),
 
 highest_rated AS (
-    SELECT *
-    FROM candidates
+    SELECT c.id
+    FROM candidates AS c
     ORDER BY
-        rating DESC NULLS LAST,
-        retail_price_cents DESC NULLS LAST,
-        created_at DESC,
-        id ASC
+        c.rating DESC NULLS LAST,
+        c.retail_price_cents DESC NULLS LAST,
+        c.created_at DESC,
+        c.id ASC
     LIMIT 1
 ),
 
 most_expensive AS (
-    SELECT *
-    FROM candidates
-    WHERE id NOT IN (SELECT h.id FROM highest_rated AS h)
-    ORDER BY retail_price_cents DESC NULLS LAST, created_at DESC, id ASC
+    SELECT c.id
+    FROM candidates AS c
+    WHERE c.id NOT IN (SELECT h.id FROM highest_rated AS h)
+    ORDER BY c.retail_price_cents DESC NULLS LAST, c.created_at DESC, c.id ASC
     LIMIT 1
 ),
 
 mid_rated AS (
-    SELECT *
-    FROM candidates
+    SELECT c.id
+    FROM candidates AS c
     WHERE
-        id NOT IN (SELECT h.id FROM highest_rated AS h)
-        AND id NOT IN (SELECT m.id FROM most_expensive AS m)
+        c.id NOT IN (SELECT h.id FROM highest_rated AS h)
+        AND c.id NOT IN (SELECT m.id FROM most_expensive AS m)
     ORDER BY
-        abs(rating - 7.5) ASC NULLS LAST,
-        rating DESC,
-        retail_price_cents DESC NULLS LAST,
-        created_at DESC,
-        id ASC
+        abs(c.rating - 7.5) ASC NULLS LAST,
+        c.rating DESC,
+        c.retail_price_cents DESC NULLS LAST,
+        c.created_at DESC,
+        c.id ASC
     LIMIT 1
 ),
 
 picks AS (
     SELECT
         'highest_rated' AS slot,
-        h.*
+        h.id
     FROM highest_rated AS h
     UNION ALL
     SELECT
         'most_expensive' AS slot,
-        m.*
+        m.id
     FROM most_expensive AS m
     UNION ALL
     SELECT
         'mid_rated' AS slot,
-        r.*
+        r.id
     FROM mid_rated AS r
 )
 
-SELECT picks.*
+SELECT
+    picks.slot,
+    d.*
 FROM anchor AS a
-LEFT JOIN picks ON a.id IS NOT NULL;
+LEFT JOIN picks ON a.id IS NOT NULL
+LEFT JOIN diamonds AS d ON picks.id = d.id;
 
 -- name: quick_search_diamonds(prefix, supplier, row_limit)
 -- The lookup box: live diamonds whose supplier stone id, offer id or certificate
