@@ -45,7 +45,7 @@ from .migrations import (
 from .presentation import bulk_settings, print_facets, print_page, progress_bars, where
 from .records import MigrationStatus
 from .registry import Registry, RegistryError, default_registry
-from .search import RenderedQuery
+from .search import Projection, RenderedQuery
 
 PROG: Final = "diamond-db"
 QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
@@ -548,8 +548,17 @@ IntOption = Annotated[int | None, typer.Option(show_default=False)]
 BoolOption = Annotated[bool | None, typer.Option(show_default=False)]
 
 
+def _switch(name: str, help: str) -> Any:
+    """A --name/--no-name option for a boolean filter (absent: no filter)."""
+    return typer.Option(f"--{name}/--no-{name}", help=help, show_default=False)
+
+
+Cents = Annotated[int | None, typer.Option(help="Cents, inclusive.", show_default=False)]
+
+
 @app.command()
 def search(
+    supplier: ListOption = None,
     shape: ListOption = None,
     carat_min: NumberOption = None,
     carat_max: NumberOption = None,
@@ -559,20 +568,41 @@ def search(
     polishes: ListOption = None,
     symmetries: ListOption = None,
     fluorescences: ListOption = None,
+    fluorescence_intensities: ListOption = None,
     certificate_labs: ListOption = None,
-    lab_grown: Annotated[
-        bool | None, typer.Option("--lab-grown/--no-lab-grown", show_default=False)
+    lab_grown: Annotated[bool | None, _switch("lab-grown", "Lab-grown or natural.")] = None,
+    treated: Annotated[bool | None, _switch("treated", "Treated or not.")] = None,
+    fancy_color: Annotated[
+        bool | None, _switch("fancy-color", "Has a fancy colour or has none.")
     ] = None,
-    treated: Annotated[
-        bool | None, typer.Option("--treated/--no-treated", show_default=False)
-    ] = None,
-    price_min: Annotated[
-        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
-    ] = None,
-    price_max: Annotated[
-        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
-    ] = None,
+    fancy_colors: ListOption = None,
+    fancy_intensities: ListOption = None,
+    price_min: Cents = None,
+    price_max: Cents = None,
+    retail_price_min: Cents = None,
+    retail_price_max: Cents = None,
     rating_min: IntOption = None,
+    rating_max: IntOption = None,
+    ratio_min: NumberOption = None,
+    ratio_max: NumberOption = None,
+    table_min: NumberOption = None,
+    table_max: NumberOption = None,
+    depth_pct_min: NumberOption = None,
+    depth_pct_max: NumberOption = None,
+    crown_angle_min: NumberOption = None,
+    crown_angle_max: NumberOption = None,
+    pavilion_angle_min: NumberOption = None,
+    pavilion_angle_max: NumberOption = None,
+    length_min: NumberOption = None,
+    length_max: NumberOption = None,
+    width_min: NumberOption = None,
+    width_max: NumberOption = None,
+    depth_mm_min: NumberOption = None,
+    depth_mm_max: NumberOption = None,
+    eye_clean: Annotated[bool | None, _switch("eye-clean", "Eye-clean or not.")] = None,
+    no_bgm: Annotated[
+        bool, typer.Option("--no-bgm", help="No brown, green or milky tint.")
+    ] = False,
     availability: ListOption = None,
     page: IntOption = None,
     limit: IntOption = None,
@@ -584,6 +614,9 @@ def search(
     count: Annotated[
         str | None, typer.Option(help="exact, capped or none.", show_default=False)
     ] = None,
+    projection: Annotated[
+        str, typer.Option(help="full (every column) or list (a result card's).")
+    ] = "full",
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the composed SQL and parameters.")
     ] = False,
@@ -595,43 +628,26 @@ def search(
     """Search active diamonds, as the API does; flags are search_diamonds' filters."""
     from . import search as catalogue
 
-    given: dict[str, Any] = {
-        "shape": _split(shape),
-        "carat_min": carat_min,
-        "carat_max": carat_max,
-        "colors": _split(colors),
-        "clarities": _split(clarities),
-        "cuts": _split(cuts),
-        "polishes": _split(polishes),
-        "symmetries": _split(symmetries),
-        "fluorescences": _split(fluorescences),
-        "certificate_labs": _split(certificate_labs),
-        "lab_grown": lab_grown,
-        "treated": treated,
-        "price_min": price_min,
-        "price_max": price_max,
-        "rating_min": rating_min,
-        "availability": _split(availability),
-        "page": page,
-        "limit": limit,
-        "sort_by": sort_by,
-        "sort_order": sort_order,
-        "cursor": cursor,
-        "count": count,
+    # Every flag but the last four is a DiamondSearch field of the same name.
+    given = {name: value for name, value in locals().items() if name in catalogue.FIELDS}
+    filters: dict[str, Any] = {
+        name: _split(value) if name in catalogue.LIST_FILTERS else value
+        for name, value in given.items()
+        if value is not None  # no_bgm False (the flag absent) is no filter too
     }
-    filters = {key: value for key, value in given.items() if value is not None}
     if sql and explain:
         raise UserError("--sql and --explain are alternatives: pass one", EXIT_USAGE)
+    shown = catalogue.projection_arg(projection)
     if sql:
-        _print_rendered(catalogue.render_search(**filters))
+        _print_rendered(catalogue.render_search(**filters, projection=shown))
         return
     url = _require_url(database_url)
     _probe(url)
     if explain:
-        for line in asyncio.run(_explain(url, filters)):
+        for line in asyncio.run(_explain(url, filters, shown)):
             print(line)
         return
-    page_ = asyncio.run(_search(url, filters))
+    page_ = asyncio.run(_search(url, filters, shown))
     print_page(_stdout(), page_, title="diamonds")
 
 
@@ -643,15 +659,15 @@ def _print_rendered(rendered: RenderedQuery) -> None:
         print(f"--   {key} = {value!r}")
 
 
-async def _search(url: str, filters: dict[str, Any]) -> Any:
+async def _search(url: str, filters: dict[str, Any], projection: Projection) -> Any:
     async with _database(url) as db:
-        return await db.search_diamonds(**filters)
+        return await db.search_diamonds(**filters, projection=projection)
 
 
-async def _explain(url: str, filters: dict[str, Any]) -> list[str]:
+async def _explain(url: str, filters: dict[str, Any], projection: Projection) -> list[str]:
     from .search import EXPLAIN_ANALYZE, render_search
 
-    rendered = render_search(**filters)
+    rendered = render_search(**filters, projection=projection)
     async with _database(url) as db:
         rows = await db._composed(
             "explain_search", "reader", EXPLAIN_ANALYZE + rendered.sql, rendered.params, tuple_row
@@ -672,9 +688,10 @@ def _search_filter_flags() -> list[inspect.Parameter]:
 
 def _search_filters(flags: dict[str, Any]) -> dict[str, Any]:
     """The filters of the given filter flags: absent ones dropped, list flags split."""
-    lists = {flag.name for flag in _search_filter_flags() if flag.annotation == ListOption}
+    from .search import LIST_FILTERS
+
     return {
-        name: _split(value) if name in lists else value
+        name: _split(value) if name in LIST_FILTERS else value
         for name, value in flags.items()
         if value is not None
     }

@@ -38,6 +38,35 @@ class DiamondImage(TypedDict):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DiamondSummary:
+    """A diamond as a result list shows it: search_diamonds(projection="list").
+
+    The columns of a storefront's result card only, so a page reads and sends
+    a fraction of a full `Diamond` row.
+    """
+
+    id: UUID
+    supplier: str
+    shape: str
+    carats: Decimal
+    color: str | None
+    clarity: str | None
+    cut: str | None
+    fancy_color: str | None
+    fancy_intensity: str | None
+    lab_grown: bool
+    supplier_price_cents: int
+    retail_price_cents: int | None
+    markup_ratio: Decimal | None
+    rating: int | None
+    availability: Availability
+    certificate_lab: str | None
+    image_url: str | None
+    video_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Diamond:
     """A canonical diamond (table `diamonds`)."""
 

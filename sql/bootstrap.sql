@@ -37,6 +37,7 @@ DECLARE
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0004 017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd',
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+        '0007 bd7fa0992d7a7441fad90352962369d8e8c23c9c130fc356ab467c7dcd189c1d',
         '0008 7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836'
     ];
     recorded TEXT[];
@@ -259,6 +260,25 @@ WHERE status = 'active';
 CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
+
+-- Issue 13's sorts and filters on the grading columns (0007). SEARCH_CHOICES
+
+-- sort_by ratio; also ratio_min/ratio_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_ratio_idx
+ON diamonds (ratio, id) WHERE status = 'active';
+
+-- sort_by table_pct; also table_min/table_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_table_pct_idx
+ON diamonds (table_pct, id) WHERE status = 'active';
+
+-- sort_by depth_pct; also depth_pct_min/depth_pct_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_depth_pct_idx
+ON diamonds (depth_pct, id) WHERE status = 'active';
+
+-- sort_by fancy_color (its non-NULL range; the NULLs are read by id), fancy_colors,
+-- fancy_color=True: only the stones with a fancy colour, so it stays small.
+CREATE INDEX IF NOT EXISTS diamonds_search_fancy_color_idx
+ON diamonds (fancy_color, id) WHERE status = 'active' AND fancy_color IS NOT NULL;
 
 -- quick_search_diamonds (0008): a prefix of the stone id, offer id or certificate
 -- number, case-insensitively, as one range of each index (text_pattern_ops compares
@@ -587,6 +607,13 @@ VALUES
     '0005',
     'grading_columns',
     '34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0007',
+    'search_indexes',
+    'bd7fa0992d7a7441fad90352962369d8e8c23c9c130fc356ab467c7dcd189c1d',
     0,
     'sql/bootstrap.sql'
 ),

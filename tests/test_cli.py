@@ -93,6 +93,10 @@ def test_bad_flags_are_one_line_usage_errors(run: Any, args: list[str], mentions
         (["--carat-min", "2", "--carat-max", "1"], "carat"),
         (["--sort-by", "colour"], "sort_by"),
         (["--page", "0"], "page"),
+        (["--ratio-min", "long"], "ratio_min"),
+        (["--table-min", "70", "--table-max", "60"], "table"),
+        (["--rating-max", "11"], "rating_max"),
+        (["--projection", "short"], "projection"),
     ],
 )
 def test_bad_search_values_name_the_filter(
@@ -531,6 +535,60 @@ def test_search_sql_prints_render_search_without_a_database(run: Any) -> None:
     assert result.out.startswith(rendered.sql.strip() + "\n-- parameters:\n")
     for key, value in rendered.params.items():
         assert f"--   {key} = {value!r}\n" in result.out
+
+
+# Every new filter of issue 13 as a flag, and as render_search takes the same values.
+RANGES = {
+    "ratio_min": "1.1", "ratio_max": "1.6", "table_min": "54", "table_max": "64",
+    "depth_pct_min": "58", "depth_pct_max": "66", "crown_angle_min": "30",
+    "crown_angle_max": "38", "pavilion_angle_min": "40", "pavilion_angle_max": "42",
+    "length_min": "5", "length_max": "9", "width_min": "4", "width_max": "8",
+    "depth_mm_min": "3", "depth_mm_max": "6",
+}  # fmt: skip
+NEW_FLAGS = (
+    "--supplier", "nivoda,vdb", "--fancy-colors", "Yellow,Pink", "--fancy-color",
+    "--fancy-intensities", "Fancy,Vivid", "--fluorescence-intensities", "None,Faint",
+    *(part for name, value in RANGES.items() for part in (f"--{name.replace('_', '-')}", value)),
+    "--no-eye-clean", "--no-bgm", "--rating-max", "8", "--retail-price-min", "1000",
+    "--retail-price-max", "900000", "--sort-by", "ratio", "--projection", "list",
+)  # fmt: skip
+NEW_FILTERS: dict[str, Any] = {
+    "supplier": ["nivoda", "vdb"],
+    "fancy_colors": ["Yellow", "Pink"],
+    "fancy_color": True,
+    "fancy_intensities": ["Fancy", "Vivid"],
+    "fluorescence_intensities": ["None", "Faint"],
+    **RANGES,
+    "eye_clean": False,
+    "no_bgm": True,
+    "rating_max": 8,
+    "retail_price_min": 1000,
+    "retail_price_max": 900_000,
+    "sort_by": "ratio",
+}
+
+
+def test_search_new_flags_are_the_new_filters(run: Any) -> None:
+    result = run("search", *NEW_FLAGS, "--sql")
+    assert result.code == 0, result
+    rendered = search.render_search(**NEW_FILTERS, projection="list")
+    assert result.out.startswith(rendered.sql.strip() + "\n-- parameters:\n")
+    assert "d.fancy_color IS NOT NULL" in rendered.sql
+    for key, value in rendered.params.items():
+        assert f"--   {key} = {value!r}\n" in result.out
+
+
+def test_search_list_projection_prints_summaries(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "200", "--seed", "9", "--database-url", url).code == 0
+    result = run("search", "--projection", "list", "--limit", "3", "--database-url", url)
+    assert result.code == 0, result
+    shown = re.findall(r"^│ ([0-9a-f-]{36}) ", result.out, re.MULTILINE)
+    newest = fetch(
+        url,
+        "SELECT id::TEXT FROM diamonds WHERE status = 'active'"
+        " ORDER BY created_at DESC, id DESC LIMIT 3",
+    )
+    assert shown == [i for (i,) in newest]
 
 
 def test_search_explain_runs_explain_analyze(run: Any, url: str) -> None:

@@ -5,15 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 from uuid import UUID
 
 import orjson
 
 from .._executor import Executor
 from ..errors import ValidationError
-from ..records import Availability, Diamond, DiamondInput
-from ..search import DiamondSearch, Page, build_search, compose, make_page, page_row
+from ..records import Availability, Diamond, DiamondInput, DiamondSummary
+from ..search import (
+    SORT_KEYS,
+    DiamondSearch,
+    Page,
+    Projection,
+    R,
+    build_search,
+    compose,
+    make_page,
+    page_row,
+    projection_arg,
+)
 from ..validation import (
     AVAILABILITIES,
     DIAMOND_STATUSES,
@@ -298,11 +309,50 @@ class DiamondOperations(Executor):
         """Soft-delete a live diamond; True if this call deleted it (idempotent)."""
         return await self._rowcount("soft_delete_diamond", id=uuid_arg("id", id)) > 0
 
+    @overload
     async def search_diamonds(
-        self, params: DiamondSearch | None = None, **filters: Any
-    ) -> Page[Diamond]:
-        """One page of live diamonds matching the filters (see diamond_db.search)."""
+        self,
+        params: DiamondSearch | None = None,
+        *,
+        projection: Literal["full"] = "full",
+        **filters: Any,
+    ) -> Page[Diamond]: ...
+
+    @overload
+    async def search_diamonds(
+        self, params: DiamondSearch | None = None, *, projection: Literal["list"], **filters: Any
+    ) -> Page[DiamondSummary]: ...
+
+    @overload
+    async def search_diamonds(
+        self, params: DiamondSearch | None = None, *, projection: Projection, **filters: Any
+    ) -> Page[Diamond] | Page[DiamondSummary]: ...
+
+    async def search_diamonds(
+        self,
+        params: DiamondSearch | None = None,
+        *,
+        projection: Projection = "full",
+        **filters: Any,
+    ) -> Page[Diamond] | Page[DiamondSummary]:
+        """One page of live diamonds matching the filters (see diamond_db.search).
+
+        projection="list" returns DiamondSummary records and reads only their columns.
+        """
         search = build_search(params, filters)
-        query = compose(search)
-        rows = await self._composed("search_diamonds", "reader", query.sql, query.params, page_row)
+        if projection_arg(projection) == "list":
+            return await self._search(search, DiamondSummary, "list")
+        return await self._search(search, Diamond, "full")
+
+    async def _search(
+        self, search: DiamondSearch, record: type[R], projection: Projection
+    ) -> Page[R]:
+        query = compose(search, projection)
+        rows = await self._composed(
+            "search_diamonds",
+            "reader",
+            query.sql,
+            query.params,
+            page_row(record, SORT_KEYS[search.sort_by].column),
+        )
         return make_page(search, rows)
