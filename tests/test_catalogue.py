@@ -3,7 +3,7 @@
 One dense random inventory serves facets, related and recommended. Facets reuse the
 search oracle's filter strategy and matcher (tests/test_search.py), so every search
 filter is checked here too. The recommended tolerances are small enough that its pool
-relaxes and runs empty. The plans section checks on 10,000 diamonds that quick lookup
+relaxes and runs empty. The plans section checks on 6,000 diamonds that quick lookup
 and a facet query read indexes.
 """
 
@@ -209,7 +209,7 @@ def test_random_facets_match_the_oracle(stones_url: str, stones: dict[UUID, Row]
     database = Database(stones_url, min_size=1)
     loop.run_until_complete(database.open())
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         FACET_FILTERS,
         st.lists(st.sampled_from(COUNTED), min_size=1, unique=True),
@@ -344,7 +344,7 @@ def _anchors(stones: dict[UUID, Row], n: int, seed: int) -> list[UUID]:
 async def test_related_match_the_oracle(sdb: Database, stones: dict[UUID, Row]) -> None:
     rng = random.Random(7)
     fields = ["shape", "lab_grown", "color", "clarity", "cut", "certificate_lab", "fancy_color"]
-    for anchor in _anchors(stones, 120, 1):
+    for anchor in _anchors(stones, 80, 1):
         options: dict[str, Any] = {
             "limit": rng.choice([1, 5, 12, 50]),
             "carat_tolerance": rng.choice([Decimal(0), Decimal("0.02"), Decimal("0.15")]),
@@ -521,7 +521,7 @@ async def test_on_hold_refuses_malformed_cursors(cursor: Any) -> None:
 
 # -- plans on 30,000 diamonds: quick lookup and a facet query read indexes ------------
 
-PLAN_ROWS = 10_000
+PLAN_ROWS = 6_000
 
 
 @pytest.fixture(scope="module")
