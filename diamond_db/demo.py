@@ -495,18 +495,9 @@ def _print_recommendations(console: Console, summary: DemoSummary) -> None:
         f"{anchor.color or ''} {anchor.clarity or ''})",
         title_justify="left",
     )
-    for column in (
-        "slot",
-        "stone",
-        "feed",
-        "carats",
-        "color",
-        "clarity",
-        "cut",
-        "rating",
-        "retail",
-    ):
+    for column in ("slot", "stone", "carats", "grade", "rating"):
         table.add_column(column, no_wrap=True)
+    table.add_column("retail", justify="right", no_wrap=True)
     slots = (
         ("highest rated", picks.highest_rated),
         ("most expensive", picks.most_expensive),
@@ -516,9 +507,10 @@ def _print_recommendations(console: Console, summary: DemoSummary) -> None:
         if d is None:
             table.add_row(slot, "(none)")
             continue
-        cells = (d.supplier_stone_id, d.supplier, f"{d.carats}", d.color, d.clarity, d.cut)
+        grade = Text(f"{d.color or '?'} {d.clarity or '?'}")
+        rating = f"{d.rating or ''}"
         retail = money(d.retail_price_cents)
-        table.add_row(slot, *(Text(c or "") for c in cells), f"{d.rating or ''}", retail)
+        table.add_row(slot, Text(d.supplier_stone_id), f"{d.carats}", grade, rating, retail)
     console.print(table)
 
 

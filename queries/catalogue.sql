@@ -89,7 +89,7 @@ WITH anchor AS (
         d.clarity,
         d.cut,
         d.carats,
-        :carat_tolerance AS carat_tolerance  -- noqa: AL09
+        cast(:carat_tolerance AS NUMERIC) AS carat_tolerance  -- noqa: RF02
     FROM diamonds AS d
     WHERE d.id = :id AND d.status = 'active'
 ),
