@@ -72,7 +72,9 @@ async def run(bench: Bench) -> None:
     try:
         async with AsyncExitStack() as stack:
             dbs: dict[str, Database] = {
-                name: await stack.enter_async_context(Database(url, min_size=1, max_size=2))
+                name: await stack.enter_async_context(
+                    Database(url, min_size=1, max_size=2, slow_query_threshold=3600)
+                )
                 for name, url in urls.items()
             }
 

@@ -12,8 +12,12 @@ from catalog import assert_same_catalog, catalog
 from helpers import fetch, scalar
 
 from diamond_db import ClaimsInProgress, Database, RawDiamondInput, ValidationError
+from diamond_db._resources import data_dir
 from diamond_db._server import Server
+from diamond_db.migrations import load_migrations
+from diamond_db.registry import default_registry
 
+SHIPPED = data_dir("sql") / "migrations"
 # nivoda has its own partition; the other two share the default one.
 FEEDS = ("nivoda", "rapnet", "idex")
 
@@ -250,3 +254,46 @@ async def test_0004_turns_a_live_raw_table_into_the_nivoda_partition(
         assert partitions(url) == {"raw_diamonds_nivoda": {"nivoda": 5000 + len(written)}}
         async with Database(url) as db:  # and the library works on it
             assert await db.get_unconsolidated_count() == 5000 + len(written)
+        # A runner that died after the attach step re-runs the whole file: nothing changes.
+        with psycopg.connect(url, autocommit=True) as conn:
+            for step in next(m for m in load_migrations(SHIPPED) if m.version == "0004").steps():
+                conn.execute(step.sql.encode())
+        assert_same_catalog(catalog(diamond_db_url), catalog(url))
+
+
+@pytest.mark.parametrize(
+    ("feed", "partition"), [("nivoda", "raw_diamonds_nivoda"), ("rapnet", "raw_diamonds_default")]
+)
+def test_each_raw_statement_reads_only_its_feeds_partition(
+    diamond_db_url: str, feed: str, partition: str
+) -> None:
+    """Partition pruning: the plan of every raw statement names one partition, its feed's."""
+    registry = default_registry()
+    params = {
+        "supplier": feed,
+        "row_limit": 10,
+        "row_offset": 0,
+        "claimed_by": "c",
+        "ids": [uuid4()],
+        "error": None,
+        "older_than": timedelta(minutes=1),
+        "run_id": None,
+    }
+    other = {"raw_diamonds_nivoda", "raw_diamonds_default"} - {partition}
+    with psycopg.connect(diamond_db_url, autocommit=True) as conn:
+        for name in (
+            "get_unconsolidated_raw_diamonds",
+            "get_unconsolidated_count",
+            "claim_unconsolidated_raw_diamonds",
+            "mark_as_consolidated",
+            "mark_claimed_as_failed",
+            "reset_stuck_claims",
+            "reset_failed_raw_diamonds",
+            "get_raw_claims",
+            "delete_raw_payloads",
+        ):
+            plan = "\n".join(
+                row[0] for row in conn.execute(f"EXPLAIN {registry[name].sql}".encode(), params)
+            )
+            assert partition in plan, (name, plan)
+            assert not any(table in plan for table in other), (name, plan)
