@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 from helpers import diamond, fetch
+from psycopg.types.json import Jsonb
 
-from diamond_db import Database, DiamondInput, QueryEvent, ValidationError
+from diamond_db import Database, DiamondInput, MigrationError, QueryEvent, ValidationError
+from diamond_db._resources import data_dir
+from diamond_db._server import Server
+from diamond_db.migrations import load_migrations
 
 GRADED: dict[str, Any] = {
     "fancy_color": "Yellow",
@@ -160,3 +168,138 @@ def test_a_diamond_input_needs_none_of_them() -> None:
         price_per_carat_cents=1,
     )
     assert all(getattr(plain, name) is None for name in GRADED)
+
+
+# -- the backfill (migration 0006) ------------------------------------------------------
+
+SHIPPED = data_dir("sql") / "migrations"
+INSERT_LEGACY = (
+    "INSERT INTO diamonds (supplier_stone_id, offer_id, shape, carats, supplier_price_cents,"
+    " price_per_carat_cents, measurements, attributes) VALUES (%s, %s, 'OVAL', 1, 1, 1, %s, %s)"
+)
+# A TypeScript-era row as the feed wrote it; then rows with malformed and out-of-range values.
+LEGACY: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    "good": (
+        {
+            "table": 57.5,
+            "depthPercentage": "61.8",
+            "length": 8.12,
+            "width": " 6.01 ",
+            "depth": 3.71,
+            "crownAngle": 34.5,
+            "crownHeight": 15,
+            "pavAngle": "40.8",
+            "pavDepth": 43.1,
+        },
+        {"girdle": "MED-STK", "culet": "NON", "eyeClean": "Yes", "brown": "NONE", "green": ""},
+    ),
+    "malformed": (
+        {"table": "abc", "depthPercentage": "55%", "length": [8], "width": True, "depth": "1e2"},
+        {"girdle": 3, "culetSize": "SMALL", "culet": "NON", "eyeClean": "maybe", "milky": "M1"},
+    ),
+    "out_of_range": (
+        {"table": 120, "depthPercentage": -1, "length": 0, "crownAngle": "91", "pavDepth": 100.004},
+        {"eyeClean": "F", "pavAngle": 45},  # pavAngle from attributes when measurements lack it
+    ),
+    "nothing": (None, None),
+}
+TYPED = (
+    "SELECT supplier_stone_id, table_pct, depth_pct, length_mm, width_mm, depth_mm, ratio,"
+    " crown_angle, crown_height, pavilion_angle, pavilion_depth, girdle, culet_size, eye_clean,"
+    " brown, green, milky FROM diamonds ORDER BY supplier_stone_id"
+)
+D = Decimal
+EXPECTED = [
+    ("good", D("57.50"), D("61.80"), D("8.12"), D("6.01"), D("3.71"), D("1.351"), D("34.50"),
+     D("15.00"), D("40.80"), D("43.10"), "MED-STK", "NON", True, "NONE", None, None),
+    ("malformed", None, None, None, None, None, None, None, None, None, None, None, "SMALL",
+     None, None, None, "M1"),
+    ("nothing", *[None] * 16),
+    ("out_of_range", None, None, None, None, None, None, None, None, D("45.00"), D("100.00"),
+     None, None, False, None, None, None),
+]  # fmt: skip
+# Per column, the values left NULL: malformed ("abc", "55%", a list, true, "1e2", 3,
+# "maybe") or out of range (120, -1, 0, "91").
+REPORTED = {
+    "crown_angle": 1,
+    "depth_mm": 1,
+    "depth_pct": 2,
+    "eye_clean": 1,
+    "girdle": 1,
+    "length_mm": 2,
+    "table_pct": 2,
+    "width_mm": 1,
+}
+
+
+def _report(notices: list[str]) -> tuple[int, dict[str, int]]:
+    """(rows updated, {column: values left NULL}) from the backfill's NOTICE lines."""
+    updated = -1
+    malformed: dict[str, int] = {}
+    for line in notices:
+        if match := re.search(r"(\d+) diamonds scanned, (\d+) updated", line):
+            updated = int(match[2])
+        elif match := re.search(r"(\d+) malformed or out-of-range value\(s\) for (\w+)", line):
+            malformed[match[2]] = int(match[1])
+    return updated, malformed
+
+
+def _rerun_backfill(url: str) -> list[str]:
+    """Run 0006's statements again, as the runner sends them; the notices."""
+    (backfill,) = [m for m in load_migrations(SHIPPED) if m.version == "0006"]
+    notices: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        for step in backfill.steps():
+            conn.execute(step.sql.encode())
+    return notices
+
+
+@pytest.fixture
+def legacy_url(diamond_db_server: Server) -> Iterator[str]:
+    """A database at 0005 (columns added, not yet backfilled) holding the LEGACY rows."""
+    with diamond_db_server.database("diamond_db_grading", bootstrap=False) as url:
+        asyncio.run(Database(url).migrate("0005"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            for stone, (measurements, attributes) in LEGACY.items():
+                conn.execute(INSERT_LEGACY, (stone, stone, Jsonb(measurements), Jsonb(attributes)))
+        yield url
+
+
+async def test_the_backfill_fills_typed_columns_and_reports_what_it_left(
+    legacy_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    notices: list[str] = []
+    runner = Database(legacy_url).migrator(on_notice=notices.append)
+    with caplog.at_level(logging.INFO, logger="diamond_db"):
+        assert [s.version for s in await runner.migrate("0006")] == ["0006"]
+    assert fetch(legacy_url, TYPED) == EXPECTED
+    assert _report(notices) == (3, REPORTED)
+    assert all(n.startswith("0006_grading_backfill.sql: ") for n in notices)
+    assert any("3 updated" in r.getMessage() for r in caplog.records)  # the log has it too
+    # Re-running writes nothing: not one row version changes.
+    versions = fetch(legacy_url, "SELECT id, xmin::text FROM diamonds ORDER BY id")
+    assert _report(_rerun_backfill(legacy_url)) == (0, REPORTED)
+    assert fetch(legacy_url, "SELECT id, xmin::text FROM diamonds ORDER BY id") == versions
+
+
+async def test_a_row_violating_another_constraint_is_skipped_then_filled(
+    legacy_url: str,
+) -> None:
+    with psycopg.connect(legacy_url, autocommit=True) as conn:  # as an adopted database can be
+        conn.execute("ALTER TABLE diamonds DROP CONSTRAINT diamonds_rating_check")
+        conn.execute("UPDATE diamonds SET rating = 11 WHERE supplier_stone_id = 'good'")
+        conn.execute(
+            "ALTER TABLE diamonds ADD CONSTRAINT diamonds_rating_check"
+            " CHECK (rating BETWEEN 1 AND 10) NOT VALID"
+        )
+    notices: list[str] = []
+    with pytest.raises(MigrationError, match="diamonds_rating_check"):
+        await Database(legacy_url).migrator(on_notice=notices.append).migrate()
+    assert any("1 diamond(s) skipped" in n for n in notices)
+    assert _report(notices)[0] == 2  # the two others were filled
+    assert fetch(legacy_url, "SELECT table_pct FROM diamonds WHERE rating = 11") == [(None,)]
+    with psycopg.connect(legacy_url, autocommit=True) as conn:
+        conn.execute("UPDATE diamonds SET rating = 10 WHERE rating = 11")
+    assert _report(_rerun_backfill(legacy_url))[0] == 1
+    assert fetch(legacy_url, TYPED) == EXPECTED
