@@ -18,11 +18,13 @@ from . import (
     baselines,
     consolidation,
     dashboard,
+    facets,
     feeds,
     ingest,
     jobs,
     lookups,
     migration,
+    quick,
     search,
     upserts,
 )
@@ -37,6 +39,8 @@ QUICK_ROWS: Final = 20_000
 SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[Plan], int]]]] = {
     "search": (search.run, lambda p: p.rows),
     "lookups": (lookups.run, lambda p: p.lookups),
+    "facets": (facets.run, lambda p: 0),
+    "quick": (quick.run, lambda p: 0),
     "upserts": (upserts.run, lambda p: p.upsert_batch + p.upsert_singles),
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),

@@ -46,6 +46,28 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
                     r <= OVERHEAD_LIMIT,
                 )
             )
+        elif case.scenario == "facets":
+            r = case.ratios["facets/count"]
+            targets.append(
+                Target(
+                    f"search_facets {case.info['query']} vs COUNT(*)",
+                    "facets/count <= 3x",
+                    f"{r:.2f}x (median {_ms(case.median('facets'))} vs "
+                    f"{_ms(case.median('count'))})",
+                    r <= 3,
+                )
+            )
+        elif case.scenario == "quick":
+            r = case.ratios["ilike/library"]
+            targets.append(
+                Target(
+                    "quick_search_diamonds vs ILIKE",
+                    "ilike/library >= 50x",
+                    f"{r:.0f}x (median {_us(case.median('library'))} vs "
+                    f"{_ms(case.median('ilike'))})",
+                    r >= 50,
+                )
+            )
         elif case.scenario == "ingest":
             targets += _ingest_targets(case)
         elif case.scenario == "consolidation":

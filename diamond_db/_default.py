@@ -56,6 +56,13 @@ update_diamond_availability = default_database.update_diamond_availability
 upsert_diamond = default_database.upsert_diamond
 upsert_diamonds = default_database.upsert_diamonds
 
+# -- catalogue ---------------------------------------------------------------
+get_diamonds_on_hold = default_database.get_diamonds_on_hold
+get_recommended_diamonds = default_database.get_recommended_diamonds
+get_related_diamonds = default_database.get_related_diamonds
+quick_search_diamonds = default_database.quick_search_diamonds
+search_facets = default_database.search_facets
+
 # -- raw diamonds ------------------------------------------------------------
 claim_unconsolidated_raw_diamonds = default_database.claim_unconsolidated_raw_diamonds
 get_unconsolidated_count = default_database.get_unconsolidated_count

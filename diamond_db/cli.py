@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import difflib
+import inspect
 import logging
 import re
 import sys
@@ -46,10 +47,10 @@ from .migrations import (
     Migrator,
     Plan,
 )
-from .presentation import bulk_settings, print_page, progress_bars, where
+from .presentation import bulk_settings, print_facets, print_page, progress_bars, where
 from .records import MigrationStatus
 from .registry import Registry, RegistryError, default_registry
-from .search import Projection
+from .search import Projection, RenderedQuery
 
 PROG: Final = "diamond-db"
 QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
@@ -648,11 +649,7 @@ def search(
         raise UserError("--sql and --explain are alternatives: pass one", EXIT_USAGE)
     shown = catalogue.projection_arg(projection)
     if sql:
-        rendered = catalogue.render_search(**filters, projection=shown)
-        print(rendered.sql.strip())
-        print("-- parameters:")
-        for key, value in rendered.params.items():
-            print(f"--   {key} = {value!r}")
+        _print_rendered(catalogue.render_search(**filters, projection=shown))
         return
     url = _require_url(database_url)
     _probe(url)
@@ -662,6 +659,14 @@ def search(
         return
     page_ = asyncio.run(_search(url, filters, shown))
     print_page(_stdout(), page_, title="diamonds")
+
+
+def _print_rendered(rendered: RenderedQuery) -> None:
+    """A composed statement and its parameters, as --sql shows them."""
+    print(rendered.sql.strip())
+    print("-- parameters:")
+    for key, value in rendered.params.items():
+        print(f"--   {key} = {value!r}")
 
 
 async def _search(url: str, filters: dict[str, Any], projection: Projection) -> Any:
@@ -678,6 +683,81 @@ async def _explain(url: str, filters: dict[str, Any], projection: Projection) ->
             "explain_search", "reader", EXPLAIN_ANALYZE + rendered.sql, rendered.params, tuple_row
         )
     return [str(row[0]) for row in rows]
+
+
+# -- facets ---------------------------------------------------------------------
+
+
+def _search_filter_flags() -> list[inspect.Parameter]:
+    """The flags of `search` that are search filters: `facets` takes the same ones."""
+    from .search import PREDICATES
+
+    flags = inspect.signature(search, eval_str=True).parameters.values()
+    return [flag for flag in flags if flag.name in PREDICATES]
+
+
+def _search_filters(flags: dict[str, Any]) -> dict[str, Any]:
+    """The filters of the given filter flags: absent ones dropped, list flags split."""
+    from .search import LIST_FILTERS
+
+    return {
+        name: _split(value) if name in LIST_FILTERS else value
+        for name, value in flags.items()
+        if value is not None
+    }
+
+
+def facets(
+    facet: Annotated[
+        str | None,
+        typer.Option(
+            "--facets", help="Comma-separated facets (default: all eight).", show_default=False
+        ),
+    ] = None,
+    count: Annotated[str, typer.Option(help="exact or capped.")] = "exact",
+    count_cap: Annotated[int, typer.Option(help="With --count capped.")] = 10_000,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the composed SQL and parameters.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    **flags: Any,
+) -> None:
+    """Count active diamonds by facet, as a storefront's filter panel shows them.
+
+    Filter flags are `search`'s; each facet's counts apply every filter but its own.
+    """
+    from .facets import FACET_NAMES, check_count_mode, compose_facets, facet_names
+    from .search import build_search
+
+    names = facet_names(_split(facet) or FACET_NAMES)
+    options = {**_search_filters(flags), "count": count, "count_cap": count_cap}
+    searched = build_search(None, options)
+    check_count_mode(searched)
+    if sql:
+        _print_rendered(compose_facets(searched, names))
+        return
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def count_facets() -> Any:
+        async with _database(url) as db:
+            return await db.search_facets(names, **options)
+
+    print_facets(_stdout(), asyncio.run(count_facets()), title="facet counts")
+
+
+# The command's flags: its own, then every filter flag of `search`.
+facets.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        *(
+            p
+            for p in inspect.signature(facets, eval_str=True).parameters.values()
+            if p.kind != p.VAR_KEYWORD
+        ),
+        *_search_filter_flags(),
+    ]
+)
+app.command()(facets)
 
 
 # -- runs, errors, status (the operations dashboard) ------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from psycopg.conninfo import conninfo_to_dict
 from rich.cells import cell_len
+from rich.columns import Columns
 from rich.console import Console, JustifyMethod
 from rich.progress import (
     BarColumn,
@@ -29,7 +30,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from .records import Diamond, DiamondSummary
+from .records import Diamond, DiamondSummary, Facets
 from .search import Page
 
 # Bulk statements of seed and demo legitimately take longer than a request's statement.
@@ -236,3 +237,20 @@ def _paging_line(page: Page[Any]) -> str:
     shown = f"{len(page.items)} shown"
     cursor = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
     return f"{shown}; {total}{cursor}"
+
+
+def print_facets(console: Console, facets: Facets, *, title: str) -> None:
+    """Facet counts side by side, one small table per facet (None shown as "(none)")."""
+    tables = []
+    for facet, counts in facets.items():
+        table = Table(title=facet, title_justify="left")
+        table.add_column("value", no_wrap=True)
+        table.add_column("count", justify="right", no_wrap=True)
+        for value, n in counts.items():
+            plus = "+" if (facet, value) in facets.capped else ""
+            table.add_row(Text("(none)" if value is None else str(value)), f"{n:,}{plus}")
+        tables.append(table)
+    console.print(Text(title, style="bold"))
+    console.print(Columns(tables))
+    if facets.capped:
+        console.print(f"+: more than {facets.count_cap:,} (count capped)", markup=False)

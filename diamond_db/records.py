@@ -7,7 +7,7 @@ All are frozen and slotted: cheap to build, safe to share between tasks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -631,6 +631,46 @@ class KeysetPage(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+FacetValue = str | bool | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Facets(Mapping[str, Mapping[FacetValue, int]]):
+    """search_facets' counts: {facet: {value: count}}, NULL values under None.
+
+    With count="capped", a count that reached `count_cap` is reported as the cap
+    and its (facet, value) is in `capped` ("10,000+"); `capped` is empty when
+    every count is exact.
+    """
+
+    counts: Mapping[str, Mapping[FacetValue, int]]
+    capped: frozenset[tuple[str, FacetValue]] = frozenset()
+    count_cap: int | None = None
+
+    def __getitem__(self, facet: str) -> Mapping[FacetValue, int]:
+        return self.counts[facet]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def is_exact(self) -> bool:
+        """True when no count was capped."""
+        return not self.capped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recommendations:
+    """get_recommended_diamonds' three distinct stones; a slot the pool cannot fill is None."""
+
+    highest_rated: Diamond | None
+    most_expensive: Diamond | None
+    mid_rated: Diamond | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

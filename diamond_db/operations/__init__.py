@@ -8,6 +8,7 @@ inherit `Operations`, so every operation is available on each.
 from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
+from .catalogue import CatalogueOperations
 from .catalogue_jobs import CatalogueJobOperations
 from .checkout import CheckoutOperations
 from .dashboard import DashboardOperations
@@ -39,6 +40,7 @@ class Operations(
     PurchaseHistoryOperations,
     CheckoutOperations,
     ExchangeRateOperations,
+    CatalogueOperations,
     PartitionProgressOperations,
     RunControlOperations,
     DatasetVersionOperations,
