@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -125,6 +125,29 @@ class Executor(ABC):
         """Run a statement and return how many rows it changed."""
         result: int = await self._run(name, params)
         return max(result, 0)
+
+    async def _pipelined(self, name: str, params_seq: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Run a statement once per parameter set in one pipeline; every set's rows, as tuples.
+
+        psycopg's executemany: the parameter sets are built lazily, so the client
+        prepares the next while the server runs this one. Meant for a transaction.
+        """
+        statement = self._registry[name]
+        async with self._connection(statement.role) as conn:
+            started = time.perf_counter()
+            rows: list[Any] = []
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(statement.sql.encode(), params_seq, returning=True)
+                while True:
+                    rows += await cursor.fetchall()
+                    if not cursor.nextset():
+                        break
+            except BaseException as error:
+                self._observer.report(name, started, 0, error)
+                raise
+            self._observer.report(name, started, len(rows), None)
+            return rows
 
     async def _composed(
         self,
