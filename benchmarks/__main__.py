@@ -14,7 +14,16 @@ from rich.console import Console
 
 from diamond_db import Database
 
-from . import baselines, consolidation, ingest, lookups, migration, search, upserts
+from . import (
+    baselines,
+    consolidation,
+    ingest,
+    ingest_memory,
+    lookups,
+    migration,
+    search,
+    upserts,
+)
 from .dataset import Dataset, bench_server, prepare
 from .memory import PeakWindow
 from .plan import Bench, Plan
@@ -28,6 +37,7 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "lookups": (lookups.run, lambda p: p.lookups),
     "upserts": (upserts.run, lambda p: p.upsert_batch + p.upsert_singles),
     "ingest": (ingest.run, lambda p: p.ingest_rows),
+    "ingest_memory": (ingest_memory.run, lambda p: max(p.memory_sizes)),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),
     "migration": (migration.run, lambda p: 0),
 }

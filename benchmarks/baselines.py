@@ -14,7 +14,8 @@ Baselines (what the library is compared against):
   what the statement costs with no client, no network, no planning.
 - COPY FLOOR: plain COPY of the raw rows into an empty copy of
   raw_diamonds_nivoda (same columns, defaults, constraints and indexes): the
-  fastest way PostgreSQL takes rows in.
+  fastest way PostgreSQL takes rows in, streamed (write_row per row as it is
+  encoded, the ordinary psycopg way).
 
 Identifiers here only ever come from the constants of this package (the
 benchmark's own search definitions), never from input.
@@ -140,7 +141,11 @@ async def drop_copy_table(conn: Connection) -> None:
 
 
 async def copy_rows(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    """COPY rows (in RAW_COLUMNS order; payload as JSON text) into the empty copy."""
+    """COPY rows (in RAW_COLUMNS order; payload as JSON text) into the empty copy.
+
+    Each row is written as `rows` yields it: a generator's encoding of row k
+    overlaps the server's parsing of the rows before it.
+    """
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(COPY_TABLE), sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
     )

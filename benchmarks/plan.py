@@ -27,6 +27,7 @@ class Plan:
     lookup_warmup: int = 50
     ingest_rows: int = 20_000
     ingest_rounds: int = 3
+    memory_sizes: tuple[int, ...] = (20_000, 100_000)
     consolidation_rows: int = 100_000
     consolidation_rounds: int = 2
     consolidators: tuple[int, ...] = (1, 2, 4)
@@ -48,6 +49,7 @@ class Plan:
             lookup_warmup=10,
             ingest_rows=2_000,
             ingest_rounds=1,
+            memory_sizes=(2_000, 5_000),
             consolidation_rows=5_000,
             consolidation_rounds=1,
             upsert_batch=1_000,
