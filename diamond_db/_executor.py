@@ -16,8 +16,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg.rows import AsyncRowFactory, class_row
+from psycopg.rows import AsyncRowFactory
 
+from ._rows import record_row
 from .records import QueryEvent
 from .registry import Registry, RegistryError, Role, Statement
 
@@ -74,7 +75,7 @@ _factories: dict[type[Any], AsyncRowFactory[Any]] = {}
 def _factory(record: type[Any]) -> AsyncRowFactory[Any]:
     factory = _factories.get(record)
     if factory is None:
-        factory = _factories[record] = class_row(record)
+        factory = _factories[record] = record_row(record)
     return factory
 
 

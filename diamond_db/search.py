@@ -27,6 +27,7 @@ from uuid import UUID
 
 from psycopg.rows import RowMaker
 
+from ._rows import record_maker
 from .errors import ValidationError
 from .records import Availability, Diamond
 from .registry import default_registry
@@ -557,21 +558,20 @@ def render_search(params: DiamondSearch | None = None, **filters: Any) -> Render
 # -- results -------------------------------------------------------------------
 
 Row = tuple[Diamond | None, int | None]
-_DIAMOND_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Diamond))
 
 
 def page_row(cursor: Any) -> RowMaker[Row]:
     """Row factory of the composed statement: (Diamond or None for an empty page, count)."""
-    names = [column.name for column in cursor.description or ()]
+    names = tuple(column.name for column in cursor.description or ())
     total_at = names.index("search_total") if "search_total" in names else None
-    positions = [names.index(name) for name in _DIAMOND_FIELDS]
+    id_at = names.index("id")
+    diamond = record_maker(Diamond, names)
 
     def make(values: Sequence[Any]) -> Row:
         total = None if total_at is None else values[total_at]
-        if values[positions[0]] is None:  # the count's row when the page is empty
+        if values[id_at] is None:  # the count's row when the page is empty
             return None, total
-        diamond = Diamond(**{n: values[i] for n, i in zip(_DIAMOND_FIELDS, positions, strict=True)})
-        return diamond, total
+        return diamond(values), total
 
     return make
 
