@@ -22,6 +22,7 @@ from . import (
     lookups,
     migration,
     search,
+    throughput,
     upserts,
 )
 from .dataset import Dataset, bench_server, prepare
@@ -35,6 +36,7 @@ QUICK_ROWS: Final = 20_000
 SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[Plan], int]]]] = {
     "search": (search.run, lambda p: p.rows),
     "lookups": (lookups.run, lambda p: p.lookups),
+    "throughput": (throughput.run, lambda p: 0),
     "upserts": (upserts.run, lambda p: p.upsert_batch + p.upsert_singles),
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "ingest_memory": (ingest_memory.run, lambda p: max(p.memory_sizes)),

@@ -28,6 +28,9 @@ class Plan:
     ingest_rows: int = 20_000
     ingest_rounds: int = 3
     memory_sizes: tuple[int, ...] = (20_000, 100_000)
+    throughput_clients: tuple[int, ...] = (1, 8, 32)
+    throughput_seconds: float = 10.0
+    throughput_rounds: int = 2
     consolidation_rows: int = 100_000
     consolidation_rounds: int = 2
     consolidators: tuple[int, ...] = (1, 2, 4)
@@ -50,6 +53,8 @@ class Plan:
             ingest_rows=2_000,
             ingest_rounds=1,
             memory_sizes=(2_000, 5_000),
+            throughput_seconds=1.0,
+            throughput_rounds=1,
             consolidation_rows=5_000,
             consolidation_rounds=1,
             upsert_batch=1_000,

@@ -73,9 +73,18 @@ def git_revision() -> str | None:
 
 def notes(info: dict[str, Any]) -> list[str]:
     """One-line findings beside the tables (the client-side encoding profile)."""
+    lines = []
+    mapping = info.get("row_mapping")
+    if mapping:
+        lines.append(
+            f"Building one Diamond from a row (Q1 page 1, {mapping['rows']} rows): psycopg's "
+            f"class_row way {mapping['class_row_us']:.2f} µs, record_maker "
+            f"{mapping['record_maker_us']:.2f} µs "
+            f"({mapping['class_row_us'] / mapping['record_maker_us']:.1f}x cheaper)."
+        )
     profile = info.get("encode_profile")
     if not profile:
-        return []
+        return lines
     line = (
         f"Encoding + SHA-256 of {profile['rows']:,} ingest payloads "
         f"(mean {info['ingest_payload_bytes_mean']:,.0f} B of JSON) in Python: "
@@ -85,7 +94,7 @@ def notes(info: dict[str, Any]) -> list[str]:
     if "orjson_plus_sha256_s" in profile:
         same = "identical" if profile["orjson_output_identical"] else "DIFFERENT"
         line += f", orjson {profile['orjson_plus_sha256_s']:.2f} s ({same} bytes)"
-    return [line + "."]
+    return [*lines, line + "."]
 
 
 def print_report(
@@ -98,8 +107,11 @@ def print_report(
     search = [c for c in cases if c.scenario == "search"]
     if search:
         console.print(_search_table(search))
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        console.print(_rows_table("throughput (closed loops, same pool)", *_throughput(throughput)))
     for case in cases:
-        if case.scenario != "search":
+        if case.scenario not in ("search", "throughput"):
             console.print(_case_table(case))
     for line in notes(info):
         console.print(line)
@@ -122,6 +134,53 @@ def _search_table(cases: Sequence[Case]) -> Table:
         ratios = [f"{case.ratios[r]:.2f}" for r in SEARCH_RATIOS]
         table.add_row(case.name, f"{case.info['matches']:,}", *cells, *ratios)
     return table
+
+
+THROUGHPUT_COLUMNS: Final = (
+    "clients",
+    "library searches/s",
+    "raw searches/s",
+    "library/raw",
+    "library p50 / p95",
+    "raw p50 / p95",
+    "p95 library/raw",
+    "lookups/s (library, raw)",
+)
+
+
+def _throughput(cases: Sequence[Case]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The throughput table: one row per number of clients."""
+    rows = []
+    for c in cases:
+        i = c.info
+        rows.append(
+            [
+                str(i["clients"]),
+                f"{i['library_searches_per_s']:,.0f}",
+                f"{i['raw_searches_per_s']:,.0f}",
+                f"{c.ratios['library/raw throughput']:.2f}",
+                f"{duration(i['library_p50_s'])} / {duration(i['library_p95_s'])}",
+                f"{duration(i['raw_p50_s'])} / {duration(i['raw_p95_s'])}",
+                f"{c.ratios['library/raw p95']:.2f}",
+                f"{i['library_lookups_per_s']:,.0f}, {i['raw_lookups_per_s']:,.0f}",
+            ]
+        )
+    return THROUGHPUT_COLUMNS, rows
+
+
+def _rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
 
 
 def _case_table(case: Case) -> Table:
@@ -216,7 +275,10 @@ def markdown(
                 f"| {c.name} | {c.info['matches']:,} | " + " | ".join(cells + ratios) + " |"
             )
         lines.append("")
-    others = [c for c in cases if c.scenario != "search"]
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        lines += _markdown_table(*_throughput(throughput))
+    others = [c for c in cases if c.scenario not in ("search", "throughput")]
     if others:
         lines += [
             "| scenario | contender | median per call | p95 | items/s | peak RSS + |",

@@ -38,6 +38,9 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
     growth = [c for c in cases if c.scenario == "ingest_memory"]
     if growth:
         targets.append(_memory_target(growth))
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        targets += _throughput_targets(throughput)
     for case in cases:
         if case.scenario == "lookup":
             r = case.ratios["library/raw"]
@@ -158,14 +161,38 @@ def _search_targets(search: Sequence[Case]) -> list[Target]:
     return targets
 
 
-def _every(name: str, goal: str, ratios: dict[str, float], ok: Any) -> Target:
+def _every(name: str, goal: str, ratios: dict[str, float], ok: Any, worst: Any = max) -> Target:
     if not ratios:
         return Target(name, goal, "not measured", None)
-    worst = max(ratios, key=lambda q: ratios[q])
+    worst = worst(ratios, key=lambda q: ratios[q])
     missed = [q for q, r in ratios.items() if not ok(r)]
     listing = ", ".join(f"{q} {r:.2f}x" for q, r in ratios.items())
     note = f"missed by {', '.join(missed)}; " if missed else ""
     return Target(name, goal, f"{note}worst {worst} {ratios[worst]:.2f}x ({listing})", not missed)
+
+
+THROUGHPUT_SHARE = 0.95
+P95_LIMIT = 1.15
+
+
+def _throughput_targets(cases: Sequence[Case]) -> list[Target]:
+    rates = {f"{c.info['clients']} clients": c.ratios["library/raw throughput"] for c in cases}
+    p95 = {f"{c.info['clients']} clients": c.ratios["library/raw p95"] for c in cases}
+    return [
+        _every(
+            "search throughput vs raw psycopg",
+            f"library/raw searches per second >= {THROUGHPUT_SHARE}x at every N",
+            rates,
+            lambda r: r >= THROUGHPUT_SHARE,
+            worst=min,
+        ),
+        _every(
+            "search p95 under concurrency vs raw psycopg",
+            f"library/raw p95 <= {P95_LIMIT}x at every N",
+            p95,
+            lambda r: r <= P95_LIMIT,
+        ),
+    ]
 
 
 MEMORY_LIMIT = 1.5
