@@ -39,6 +39,8 @@ class Plan:
     upsert_singles: int = 1_000
     upsert_rounds: int = 3
     migration_baseline: float = 20.0  # seconds of searching before the migration starts
+    feeds_rows: int = 300_000  # pending raw rows per feed (issue 13: 3 x 300,000 vs 1 x 300,000)
+    feeds_rounds: int = 20
 
     @classmethod
     def quick_plan(cls, rows: int, seed: int) -> Plan:
@@ -61,6 +63,8 @@ class Plan:
             upsert_singles=100,
             upsert_rounds=1,
             migration_baseline=2.0,
+            feeds_rows=10_000,
+            feeds_rounds=3,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -103,6 +104,7 @@ def print_report(
     memory: Sequence[PeakWindow],
     targets: Sequence[Target],
     info: dict[str, Any],
+    curve: dict[str, Any] | None = None,
 ) -> None:
     search = [c for c in cases if c.scenario == "search"]
     if search:
@@ -116,6 +118,10 @@ def print_report(
     for line in notes(info):
         console.print(line)
     console.print(_memory_table(memory))
+    if curve:
+        console.print(_rows_table("cost curve (median per call)", *_curve(curve)))
+        for line in _curve_notes(curve):
+            console.print(line)
     console.print(_targets_table(targets))
 
 
@@ -166,6 +172,32 @@ def _throughput(cases: Sequence[Case]) -> tuple[tuple[str, ...], list[list[str]]
             ]
         )
     return THROUGHPUT_COLUMNS, rows
+
+
+def _curve(curve: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The cost-curve table: a row per kind of work, medians per size, then growth per step."""
+    sizes = curve["sizes"]
+    steps = [
+        f"x{b / a:.0f} rows: growth (log n: {g:.2f})"
+        for (a, b), g in zip(itertools.pairwise(sizes), curve["log_growth"], strict=True)
+    ]
+    columns = ("work", *(f"{n:,}" for n in sizes), *steps)
+    rows = [
+        [r["work"], *(duration(m) for m in r["median_s"]), *(f"{g:.2f}" for g in r["growth"])]
+        for r in curve["rows"]
+    ]
+    return columns, rows
+
+
+def _curve_notes(curve: dict[str, Any]) -> list[str]:
+    faster = curve["faster_than_log_n"]
+    if not faster:
+        return ["Every search's page-1 cost grows no faster than log(n) (within 25%)."]
+    return [
+        f"Page-1 cost growing faster than log(n): {f['work']} "
+        f"(growth {', '.join(f'{g:.2f}' for g in f['growth'])}); its plan is in the JSON."
+        for f in faster
+    ]
 
 
 def _rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
@@ -298,6 +330,10 @@ def markdown(
                 f"| {w.scenario} | {w.rows_streamed:,} | {_mib(w.baseline)} | {_mib(w.peak)} |"
             )
         lines.append("")
+    curve = document.get("curve")
+    if curve:
+        lines += _markdown_table(*_curve(curve))
+        lines += [*_curve_notes(curve), ""]
     lines += ["| target | goal | measured | |", "|---|---|---|---|"]
     for t in targets:
         met = "n/a" if t.met is None else ("met" if t.met else "**missed**")

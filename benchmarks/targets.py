@@ -58,7 +58,25 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _consolidation_targets(case)
         elif case.scenario == "migration":
             targets += _migration_targets(case)
+        elif case.scenario == "feeds":
+            targets += _feeds_targets(case)
     return targets
+
+
+FEEDS_LIMIT = 1.25  # "costs what it costs with one feed present", within measuring noise
+
+
+def _feeds_targets(case: Case) -> list[Target]:
+    """Issue 13: a claim on one feed costs what it costs with one feed present."""
+    return [
+        Target(
+            f"claim, {ratio.split('/')[0]} vs 1 feed",
+            f"<= {FEEDS_LIMIT}x",
+            f"{value:.2f}x",
+            value <= FEEDS_LIMIT,
+        )
+        for ratio, value in case.ratios.items()
+    ]
 
 
 def _migration_targets(case: Case) -> list[Target]:

@@ -48,6 +48,7 @@ from ._default import (
     mark_as_failed,
     match_pricing_rule,
     place_hold,
+    purge_raw_payloads,
     record_checkout_expired,
     record_payment,
     record_supplier_order,
@@ -76,6 +77,7 @@ from ._default import (
 from .config import Settings
 from .database import Database, Transaction
 from .errors import (
+    ClaimsInProgress,
     DatabaseUnavailable,
     DiamondDBError,
     DuplicateApiKey,
@@ -110,6 +112,7 @@ from .search import DiamondSearch, Page, RenderedQuery, render_search
 
 __all__ = [
     "ApiKey",
+    "ClaimsInProgress",
     "Database",
     "DatabaseUnavailable",
     "Diamond",
@@ -183,6 +186,7 @@ __all__ = [
     "match_pricing_rule",
     "payload_hash",
     "place_hold",
+    "purge_raw_payloads",
     "record_checkout_expired",
     "record_payment",
     "record_supplier_order",

@@ -62,6 +62,7 @@ get_unconsolidated_count = default_database.get_unconsolidated_count
 get_unconsolidated_raw_diamonds = default_database.get_unconsolidated_raw_diamonds
 mark_as_consolidated = default_database.mark_as_consolidated
 mark_as_failed = default_database.mark_as_failed
+purge_raw_payloads = default_database.purge_raw_payloads
 reset_failed_raw_diamonds = default_database.reset_failed_raw_diamonds
 reset_stuck_claims = default_database.reset_stuck_claims
 upsert_raw_diamond = default_database.upsert_raw_diamond

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import AsyncRowFactory
 
 from ._rows import record_row
@@ -173,6 +173,20 @@ class Executor(ABC):
                 raise
             self._observer.report(name, started, len(rows), None)
             return rows
+
+    async def _utility(self, name: str, statement: sql.Composed) -> None:
+        """Run a utility statement composed at run time (a catalog-found table name), observed.
+
+        Only the operations' own reviewed templates, with identifiers from the catalog.
+        """
+        async with self._connection("writer") as conn:
+            started = time.perf_counter()
+            try:
+                await conn.execute(statement)
+            except BaseException as error:
+                self._observer.report(name, started, 0, error)
+                raise
+            self._observer.report(name, started, 0, None)
 
 
 def _expect(statement: Statement, record: type[Any]) -> None:

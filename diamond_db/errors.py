@@ -52,6 +52,23 @@ class DuplicateApiKey(DiamondDBError):
         super().__init__("an API key with this hash is already registered (hash not shown)")
 
 
+class ClaimsInProgress(DiamondDBError):
+    """purge_raw_payloads: consolidators hold claimed rows of the feed; nothing was purged.
+
+    `claims` lists (claimed_by, rows claimed) per consolidator. Purge once they
+    finish (or reset_stuck_claims returns a crashed one's rows), or pass force=True.
+    """
+
+    def __init__(self, supplier: str, claims: tuple[tuple[str | None, int], ...]) -> None:
+        held = ", ".join(f"{who or '(unnamed)'}: {count}" for who, count in claims)
+        super().__init__(
+            f"supplier {supplier!r} has raw rows claimed by consolidators ({held}); "
+            "not purged (pass force=True to purge anyway)"
+        )
+        self.supplier = supplier
+        self.claims = claims
+
+
 class DatabaseUnavailable(DiamondDBError, PoolTimeout):
     """The server could not be reached within the connect timeout.
 

@@ -113,9 +113,10 @@ class DiamondInput:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RawDiamond:
-    """A raw supplier payload (table `raw_diamonds_nivoda`)."""
+    """A raw supplier payload (table `raw_diamonds`, partitioned by supplier)."""
 
     id: UUID
+    supplier: str
     run_id: UUID
     supplier_stone_id: str
     offer_id: str
@@ -130,6 +131,23 @@ class RawDiamond:
     consolidation_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawPartition:
+    """The partition of raw_diamonds holding a feed's rows (purge_raw_payloads)."""
+
+    schema_name: str
+    table_name: str
+    own_partition: bool  # its bound is this feed alone: it can be truncated
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawClaims:
+    """How many of a feed's rows one consolidator holds (purge_raw_payloads)."""
+
+    claimed_by: str | None
+    claimed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +173,7 @@ class RunMetadata:
     watermark_after: datetime | None
     started_at: datetime
     completed_at: datetime | None
+    supplier: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,6 +73,17 @@ def text_arg(name: str, value: object, *, optional: bool = False, empty: bool = 
     return value
 
 
+SUPPLIER_MAX_LENGTH = 100
+
+
+def supplier_arg(name: str, value: object) -> Any:
+    """A feed name: non-empty text of at most SUPPLIER_MAX_LENGTH characters."""
+    checked = text_arg(name, value)
+    if len(checked) > SUPPLIER_MAX_LENGTH:
+        raise ValidationError(name, f"longer than {SUPPLIER_MAX_LENGTH} characters")
+    return checked
+
+
 def text_list_arg(name: str, values: object, *, optional: bool = False) -> list[str] | None:
     """A list of strings; a single string counts as one value, never as its characters."""
     if values is None and optional:

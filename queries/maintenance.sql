@@ -7,7 +7,7 @@
 -- role: writer
 TRUNCATE
 diamonds,
-raw_diamonds_nivoda,
+raw_diamonds,
 pricing_rules,
 run_metadata,
 worker_runs,

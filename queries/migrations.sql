@@ -217,6 +217,8 @@ WITH candidate AS (
     WHERE
         con.connamespace = current_schema()::REGNAMESPACE
         AND con.contype IN ('c', 'f')
+        -- A partition's copy of its parent's constraint is validated with it.
+        AND con.conislocal
 ),
 
 classified AS (

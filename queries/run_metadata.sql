@@ -1,11 +1,11 @@
 -- Batch runs: one row per ingestion run, with the workers' atomic counters.
 
--- name: create_run_metadata(run_type, expected_workers, watermark_before)^
--- Start a run that expects a number of workers to report.
+-- name: create_run_metadata(run_type, expected_workers, watermark_before, supplier)^
+-- Start a run of one feed (supplier) that expects a number of workers to report.
 -- role: writer
 -- record: RunMetadata
-INSERT INTO run_metadata (run_type, expected_workers, watermark_before)
-VALUES (:run_type, :expected_workers, :watermark_before)
+INSERT INTO run_metadata (run_type, expected_workers, watermark_before, supplier)
+VALUES (:run_type, :expected_workers, :watermark_before, :supplier)
 RETURNING *;
 
 -- name: get_run_metadata(run_id)^

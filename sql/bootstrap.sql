@@ -34,7 +34,8 @@ DECLARE
     expected TEXT[] := ARRAY[
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
-        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131'
+        '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+        '0004 017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd'
     ];
     recorded TEXT[];
 BEGIN
@@ -223,9 +224,12 @@ CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
 
--- Raw supplier payloads, one row per supplier stone, waiting to be consolidated.
-CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
-    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+-- Raw supplier payloads of every feed, one row per (supplier, supplier stone),
+-- waiting to be consolidated; partitioned by supplier (the feed), so a
+-- consolidator of one feed reads only its feed's partition.
+CREATE TABLE IF NOT EXISTS raw_diamonds (
+    id UUID NOT NULL DEFAULT gen_random_uuid(),
+    supplier TEXT NOT NULL DEFAULT 'nivoda',
     run_id UUID NOT NULL,
     supplier_stone_id TEXT NOT NULL,
     offer_id TEXT NOT NULL,
@@ -240,28 +244,55 @@ CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda (
     consolidation_error TEXT,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    CONSTRAINT raw_diamonds_nivoda_supplier_stone_id_key UNIQUE (supplier_stone_id),
-    CONSTRAINT raw_diamonds_nivoda_payload_hash_check CHECK (
+    -- A partitioned table's keys include the partition key.
+    CONSTRAINT raw_diamonds_pkey PRIMARY KEY (id, supplier),
+    CONSTRAINT raw_diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
+    CONSTRAINT raw_diamonds_payload_hash_check CHECK (
         payload_hash ~ '^[0-9a-f]{64}$'
     ),
-    CONSTRAINT raw_diamonds_nivoda_consolidation_status_check CHECK (
+    CONSTRAINT raw_diamonds_consolidation_status_check CHECK (
         consolidation_status IN ('pending', 'processing', 'done', 'failed')
     ),
     -- The legacy flag and the status can never disagree.
-    CONSTRAINT raw_diamonds_nivoda_consolidated_check CHECK (
+    CONSTRAINT raw_diamonds_consolidated_check CHECK (
         consolidated = (consolidation_status = 'done')
     )
-);
+) PARTITION BY LIST (supplier);
 
 -- The consolidation queue: claim_unconsolidated_raw_diamonds and
--- get_unconsolidated_raw_diamonds read pending rows oldest first, and
+-- get_unconsolidated_raw_diamonds read one feed's pending rows oldest first, and
 -- get_unconsolidated_count counts them. Partial: only waiting rows are indexed.
-CREATE INDEX IF NOT EXISTS raw_diamonds_nivoda_pending_idx
-ON raw_diamonds_nivoda (created_at, id) WHERE consolidation_status = 'pending';
+-- Led by supplier, so feeds sharing the default partition each read only theirs.
+CREATE INDEX IF NOT EXISTS raw_diamonds_pending_idx
+ON raw_diamonds (supplier, created_at, id) WHERE consolidation_status = 'pending';
 
--- reset_stuck_claims: the few claimed rows, by claim time.
-CREATE INDEX IF NOT EXISTS raw_diamonds_nivoda_processing_idx
-ON raw_diamonds_nivoda (claimed_at) WHERE consolidation_status = 'processing';
+-- reset_stuck_claims and purge_raw_payloads: a feed's few claimed rows.
+CREATE INDEX IF NOT EXISTS raw_diamonds_processing_idx
+ON raw_diamonds (supplier, claimed_at) WHERE consolidation_status = 'processing';
+
+-- The first feed's partition keeps the seed's table name. Giving another feed
+-- a partition of its own is a migration (docs/schema-changes.md).
+CREATE TABLE IF NOT EXISTS raw_diamonds_nivoda
+PARTITION OF raw_diamonds FOR VALUES IN ('nivoda');
+
+-- Kept (0004) for code of before 0004 still running during a deploy: it writes
+-- this partition directly with ON CONFLICT (supplier_stone_id). Within the
+-- partition it means the per-feed key; a later migration drops it.
+DO $legacy$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conname = 'raw_diamonds_nivoda_supplier_stone_id_key'
+    ) THEN
+        ALTER TABLE raw_diamonds_nivoda
+        ADD CONSTRAINT raw_diamonds_nivoda_supplier_stone_id_key UNIQUE (supplier_stone_id);
+    END IF;
+END
+$legacy$;
+
+-- Every feed without a partition of its own.
+CREATE TABLE IF NOT EXISTS raw_diamonds_default
+PARTITION OF raw_diamonds DEFAULT;
 
 -- Pricing: the first active rule by priority whose criteria match applies.
 -- A NULL criterion matches every diamond.
@@ -304,6 +335,8 @@ CREATE TABLE IF NOT EXISTS run_metadata (
     watermark_after TIMESTAMPTZ,
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     completed_at TIMESTAMPTZ,
+    -- The feed the run ingests (0004).
+    supplier TEXT NOT NULL DEFAULT 'nivoda',
     CONSTRAINT run_metadata_run_type_check CHECK (run_type IN ('full', 'incremental')),
     CONSTRAINT run_metadata_counters_check CHECK (
         expected_workers >= 0
@@ -486,6 +519,13 @@ VALUES
     '0003',
     'checkout_indexes',
     '3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0004',
+    'raw_diamonds_by_supplier',
+    '017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd',
     0,
     'sql/bootstrap.sql'
 )

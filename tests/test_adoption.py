@@ -28,6 +28,9 @@ from diamond_db._server import Server
 from diamond_db.migrations import load_migrations
 
 SHIPPED = data_dir("sql") / "migrations"
+# 0004 makes the TypeScript raw table a partition: its CHECKs are raw_diamonds' (renamed
+# raw_diamonds_*), validated through the parent, so violations are reported there.
+PARTITIONED = {"raw_diamonds_nivoda": "raw_diamonds"}
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +92,29 @@ async def test_a_typescript_era_database_is_adopted_without_losing_a_row(
         after = ts_era.snapshot(conn)
         assert ts_era.row_counts(conn) == rows_before
     assert ts_era.compare_snapshots(before, after, adopted_between=(started, finished)) == []
+    assert_raw_rows_partitioned(ts_url, rows_before["raw_diamonds_nivoda"])
     how = scalar(ts_url, "SELECT applied_with FROM schema_migrations WHERE version = '0001'")
     assert "adopted in place by adopt/0001_from_typescript.sql" in how
     assert {s.state for s in await Database(ts_url).migration_status()} == {"applied"}
     assert await Database(ts_url).unvalidated_constraints() == []
     await _the_library_works_on(ts_url)
+
+
+def assert_raw_rows_partitioned(url: str, raw_rows: int) -> None:
+    """The TypeScript raw table is now raw_diamonds' 'nivoda' partition, holding every row."""
+    assert scalar(url, "SELECT relkind FROM pg_class WHERE relname = 'raw_diamonds'") == "p"
+    assert fetch(
+        url,
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits AS i"
+        " JOIN pg_class AS c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'raw_diamonds'::regclass ORDER BY 1",
+    ) == [
+        ("raw_diamonds_default", "DEFAULT"),
+        ("raw_diamonds_nivoda", "FOR VALUES IN ('nivoda')"),
+    ]
+    assert fetch(
+        url, "SELECT tableoid::regclass::text, supplier, count(*) FROM raw_diamonds GROUP BY 1, 2"
+    ) == [("raw_diamonds_nivoda", "nivoda", raw_rows)]
 
 
 async def _the_library_works_on(url: str) -> None:
@@ -129,6 +150,10 @@ async def _the_library_works_on(url: str) -> None:
         claimed = await db.claim_unconsolidated_raw_diamonds(10, "adoption-test")
         assert claimed
         await db.mark_as_consolidated([r.id for r in claimed], claimed_by="adoption-test")
+        # A second feed lands in the default partition, next to the adopted rows.
+        other = [RawDiamondInput("adopted-raw", "other-offer", {"p": 2})]
+        assert await db.upsert_raw_diamonds(run.run_id, other, supplier="second-feed") == 1
+        assert await db.purge_raw_payloads("second-feed") == 1
         assert await db.increment_completed_workers(run.run_id) is not None
     rows = fetch(url, "SELECT status FROM hold_history WHERE diamond_id = %s", stone.id)
     assert ("released",) in rows
@@ -148,7 +173,8 @@ async def test_violating_rows_are_reported_then_validated_once_fixed(
     assert report.startswith("error: ")
     assert "could not be validated" in report.splitlines()[0]
     for violation in violations:  # table, id, column: each named in the report
-        named = [ln for ln in report.splitlines() if ln.strip().startswith(f"{violation.table}.")]
+        table = PARTITIONED.get(violation.table, violation.table)
+        named = [ln for ln in report.splitlines() if ln.strip().startswith(f"{table}.")]
         assert any(violation.id in ln and f"{violation.column}=" in ln for ln in named), (
             violation,
             report,
@@ -158,7 +184,10 @@ async def test_violating_rows_are_reported_then_validated_once_fixed(
     assert "not yet validated" in status.stdout
     waiting = await Database(ts_url).unvalidated_constraints()
     assert {c.constraint_name for c in waiting} == {
-        ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)] for v in violations
+        ts_era.VIOLATED_CONSTRAINTS[(v.table, v.column)].replace(
+            "raw_diamonds_nivoda_", "raw_diamonds_"
+        )
+        for v in violations
     }
 
     with psycopg.connect(ts_url, autocommit=True) as conn:  # the operator fixes the rows

@@ -89,13 +89,9 @@ VIOLATIONS: list[tuple[str, dict[str, Any], str]] = [
     ("diamonds", {**DIAMOND, "carats": 0}, "diamonds_carats_check"),
     ("diamonds", {**DIAMOND, "supplier_price_cents": -1}, "diamonds_prices_check"),
     ("diamonds", {**DIAMOND, "markup_ratio": 0}, "diamonds_markup_ratio_check"),
-    (
-        "raw_diamonds_nivoda",
-        {"consolidation_status": "lost"},
-        "raw_diamonds_nivoda_consolidation_status_check",
-    ),
-    ("raw_diamonds_nivoda", {"consolidated": True}, "raw_diamonds_nivoda_consolidated_check"),
-    ("raw_diamonds_nivoda", {"payload_hash": "ABC"}, "raw_diamonds_nivoda_payload_hash_check"),
+    ("raw_diamonds", {"consolidation_status": "lost"}, "raw_diamonds_consolidation_status_check"),
+    ("raw_diamonds", {"consolidated": True}, "raw_diamonds_consolidated_check"),
+    ("raw_diamonds", {"payload_hash": "ABC"}, "raw_diamonds_payload_hash_check"),
     (
         "pricing_rules",
         {"markup_ratio": 1, "carat_min": 2, "carat_max": 1},
@@ -122,7 +118,7 @@ RAW = {
 def test_check_constraints(
     conn: psycopg.Connection[Any], table: str, values: dict[str, Any], constraint: str
 ) -> None:
-    if table == "raw_diamonds_nivoda":
+    if table == "raw_diamonds":
         values = {**RAW, **values}
     with pytest.raises(psycopg.errors.CheckViolation) as raised:
         _insert(conn, table, **values)
@@ -176,7 +172,8 @@ def test_unique_constraints(conn: psycopg.Connection[Any]) -> None:
     ).fetchone()[0]  # type: ignore[index]
     firsts: list[tuple[str, dict[str, Any], str]] = [
         ("diamonds", {**DIAMOND, "offer_id": "O2"}, "diamonds_supplier_stone_key"),
-        ("raw_diamonds_nivoda", RAW, "raw_diamonds_nivoda_supplier_stone_id_key"),
+        # The nivoda partition's index of the per-feed key (supplier, supplier_stone_id).
+        ("raw_diamonds", RAW, "raw_diamonds_nivoda_supplier_supplier_stone_id_key"),
         (
             "worker_runs",
             {"run_id": run_id, "partition_id": "p", "worker_id": run_id},

@@ -12,15 +12,18 @@ from uuid import UUID
 
 import orjson
 import psycopg
+from psycopg import sql
 from psycopg.types.array import ListBinaryDumper
 
 from .._executor import Executor
-from ..errors import ValidationError
-from ..records import RawDiamond, RawDiamondInput
+from ..errors import ClaimsInProgress, ValidationError
+from ..records import RawClaims, RawDiamond, RawDiamondInput, RawPartition
 from ..validation import (
+    bool_arg,
     datetime_arg,
     int_arg,
     json_arg,
+    supplier_arg,
     text_arg,
     timedelta_arg,
     uuid_arg,
@@ -227,10 +230,11 @@ def _streamed(rows: Iterable[object]) -> Iterator[list[_Encoded]]:
         yield [latest[key] for key in sorted(latest)]
 
 
-def _arrays(run_id: UUID, chunk: list[_Encoded]) -> dict[str, Any]:
+def _arrays(supplier: str, run_id: UUID, chunk: list[_Encoded]) -> dict[str, Any]:
     """The parameters of upsert_raw_diamonds: one array per column."""
     stone_ids, offer_ids, updated_ats, payloads, hashes = zip(*chunk, strict=True)
     return {
+        "supplier": supplier,
         "run_id": run_id,
         "stone_ids": _TextArray(stone_ids),
         "offer_ids": _TextArray(offer_ids),
@@ -240,8 +244,19 @@ def _arrays(run_id: UUID, chunk: list[_Encoded]) -> dict[str, Any]:
     }
 
 
+# purge_raw_payloads names a partition found in the catalog (get_raw_partition),
+# so these two statements are composed with the name as an identifier.
+# Reviewed here, since aiosql cannot bind an identifier.
+_LOCK_PARTITION: Final = "LOCK TABLE {} IN {} MODE"
+_TRUNCATE_PARTITION: Final = "TRUNCATE {}"
+# TRUNCATE needs ACCESS EXCLUSIVE anyway; a DELETE from a shared partition only
+# needs other writers kept out (claims, marks, upserts): reads go on.
+_TRUNCATE_LOCK: Final = "ACCESS EXCLUSIVE"
+_DELETE_LOCK: Final = "SHARE ROW EXCLUSIVE"
+
+
 class RawDiamondOperations(Executor):
-    """Operations of queries/raw_diamonds.sql."""
+    """Operations of queries/raw_diamonds.sql; each takes the feed as `supplier`."""
 
     async def upsert_raw_diamond(
         self,
@@ -250,20 +265,27 @@ class RawDiamondOperations(Executor):
         offer_id: str,
         payload: Mapping[str, Any],
         source_updated_at: datetime | None = None,
+        *,
+        supplier: str = "nivoda",
     ) -> bool:
-        """Insert or update one raw payload; True if it was inserted or changed.
+        """Insert or update one raw payload of a feed; True if it was inserted or changed.
 
         An unchanged payload (same hash) leaves the row as it is; a changed one
         replaces it and sends it back to pending consolidation.
         """
+        feed = supplier_arg("supplier", supplier)
         run = uuid_arg("run_id", run_id)
         row = _encode("", supplier_stone_id, offer_id, payload, source_updated_at)
-        return await self._upsert(run, iter([[row]])) > 0
+        return await self._upsert(feed, run, iter([[row]])) > 0
 
     async def upsert_raw_diamonds(
-        self, run_id: UUID | str, rows: Sequence[RawDiamondInput] | Iterable[RawDiamondInput]
+        self,
+        run_id: UUID | str,
+        rows: Sequence[RawDiamondInput] | Iterable[RawDiamondInput],
+        *,
+        supplier: str = "nivoda",
     ) -> int:
-        """Insert or update a batch of raw payloads atomically; the stones inserted or changed.
+        """Insert or update a batch of one feed's raw payloads atomically; the stones changed.
 
         A sequence is checked row by row before anything is sent, the error
         naming its index and supplier_stone_id; an iterator is encoded while it
@@ -272,69 +294,82 @@ class RawDiamondOperations(Executor):
         more is a pipeline of statements in one transaction. A stone repeated in
         the batch counts once, its last row wins. Same hash rule as upsert_raw_diamond.
         """
+        feed = supplier_arg("supplier", supplier)
         run = uuid_arg("run_id", run_id)
         if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
             raise ValidationError("rows", "expected a sequence or iterator of RawDiamondInput")
         if isinstance(rows, Sequence):
-            return await self._upsert(run, _chunks(_encode_batch(rows)))
-        return await self._upsert(run, _streamed(rows))
+            return await self._upsert(feed, run, _chunks(_encode_batch(rows)))
+        return await self._upsert(feed, run, _streamed(rows))
 
-    async def _upsert(self, run_id: UUID, chunks: Iterator[list[_Encoded]]) -> int:
+    async def _upsert(self, supplier: str, run_id: UUID, chunks: Iterator[list[_Encoded]]) -> int:
         first = next(chunks, None)
         if first is None:
             return 0
         second = next(chunks, None)
         if second is None:
-            return len(await self._run("upsert_raw_diamonds", _arrays(run_id, first)))
-        statements = (_arrays(run_id, c) for c in itertools.chain((first, second), chunks))
+            params = _arrays(supplier, run_id, first)
+            return len(await self._run("upsert_raw_diamonds", params))
+        statements = (
+            _arrays(supplier, run_id, c) for c in itertools.chain((first, second), chunks)
+        )
         async with self._atomic() as tx:
             changed = await tx._pipelined("upsert_raw_diamonds", statements)
         return len({stone for (stone,) in changed})
 
     async def get_unconsolidated_raw_diamonds(
-        self, limit: int, offset: int = 0
+        self, limit: int, offset: int = 0, *, supplier: str = "nivoda"
     ) -> list[RawDiamond]:
-        """Up to `limit` rows waiting for consolidation (pending), oldest first."""
+        """Up to `limit` of a feed's rows waiting for consolidation (pending), oldest first."""
         return await self._all(
             RawDiamond,
             "get_unconsolidated_raw_diamonds",
+            supplier=supplier_arg("supplier", supplier),
             row_limit=int_arg("limit", limit, minimum=0),
             row_offset=int_arg("offset", offset, minimum=0),
         )
 
     async def claim_unconsolidated_raw_diamonds(
-        self, limit: int, claimed_by: str
+        self, limit: int, claimed_by: str, *, supplier: str = "nivoda"
     ) -> list[RawDiamond]:
-        """Claim up to `limit` pending rows, oldest first, for this consolidator.
+        """Claim up to `limit` of a feed's pending rows, oldest first, for this consolidator.
 
         The rows move to 'processing', stamped with claimed_by and claimed_at;
         concurrent consolidators never receive the same row and never wait for
-        each other (FOR UPDATE SKIP LOCKED).
+        each other (FOR UPDATE SKIP LOCKED). Other feeds' rows are never read.
         """
         return await self._all(
             RawDiamond,
             "claim_unconsolidated_raw_diamonds",
+            supplier=supplier_arg("supplier", supplier),
             row_limit=int_arg("limit", limit, minimum=0),
             claimed_by=text_arg("claimed_by", claimed_by),
         )
 
     async def mark_as_consolidated(
-        self, ids: Sequence[UUID | str], *, claimed_by: str | None = None
+        self,
+        ids: Sequence[UUID | str],
+        *,
+        claimed_by: str | None = None,
+        supplier: str = "nivoda",
     ) -> int:
-        """Mark pending or claimed rows as consolidated (done); how many changed.
+        """Mark a feed's pending or claimed rows as consolidated (done); how many changed.
 
         With `claimed_by` (a claim-based consolidator's name), only the rows it
         still holds change: a row whose payload changed while it worked, or whose
         claim was reset and taken by another, stays to be consolidated again.
-        An empty list sends nothing.
+        An empty list sends nothing; ids of another feed change nothing.
         """
+        feed = supplier_arg("supplier", supplier)
         checked = uuid_list_arg("ids", ids)
         holder = text_arg("claimed_by", claimed_by, optional=True)
         if not checked:
             return 0
         if holder is None:
-            return await self._rowcount("mark_as_consolidated", ids=checked)
-        return await self._rowcount("mark_claimed_as_consolidated", ids=checked, claimed_by=holder)
+            return await self._rowcount("mark_as_consolidated", supplier=feed, ids=checked)
+        return await self._rowcount(
+            "mark_claimed_as_consolidated", supplier=feed, ids=checked, claimed_by=holder
+        )
 
     async def mark_as_failed(
         self,
@@ -342,37 +377,75 @@ class RawDiamondOperations(Executor):
         error: str | None = None,
         *,
         claimed_by: str | None = None,
+        supplier: str = "nivoda",
     ) -> int:
-        """Mark pending or claimed rows as failed, keeping `error` in consolidation_error.
+        """Mark a feed's pending or claimed rows as failed, keeping `error` in consolidation_error.
 
         `claimed_by` as for mark_as_consolidated. How many changed; an empty
         list sends nothing.
         """
+        feed = supplier_arg("supplier", supplier)
         checked = uuid_list_arg("ids", ids)
         message = text_arg("error", error, optional=True, empty=True)
         holder = text_arg("claimed_by", claimed_by, optional=True)
         if not checked:
             return 0
         if holder is None:
-            return await self._rowcount("mark_as_failed", ids=checked, error=message)
+            return await self._rowcount("mark_as_failed", supplier=feed, ids=checked, error=message)
         return await self._rowcount(
-            "mark_claimed_as_failed", ids=checked, error=message, claimed_by=holder
+            "mark_claimed_as_failed", supplier=feed, ids=checked, error=message, claimed_by=holder
         )
 
-    async def reset_stuck_claims(self, older_than: timedelta) -> int:
-        """Return claims held longer than `older_than` to pending; how many.
+    async def reset_stuck_claims(self, older_than: timedelta, *, supplier: str = "nivoda") -> int:
+        """Return a feed's claims held longer than `older_than` to pending; how many.
 
         Rows claimed by a consolidator that crashed are thus claimed again.
         """
+        feed = supplier_arg("supplier", supplier)
         age = timedelta_arg("older_than", older_than, minimum=timedelta(0))
-        return await self._rowcount("reset_stuck_claims", older_than=age)
+        return await self._rowcount("reset_stuck_claims", supplier=feed, older_than=age)
 
-    async def reset_failed_raw_diamonds(self, run_id: UUID | str | None = None) -> int:
-        """Send failed rows (only those last written by `run_id`, if given) back to pending."""
+    async def reset_failed_raw_diamonds(
+        self, run_id: UUID | str | None = None, *, supplier: str = "nivoda"
+    ) -> int:
+        """Send a feed's failed rows (only those last written by `run_id`, if given) to pending."""
+        feed = supplier_arg("supplier", supplier)
         run = None if run_id is None else uuid_arg("run_id", run_id)
-        return await self._rowcount("reset_failed_raw_diamonds", run_id=run)
+        return await self._rowcount("reset_failed_raw_diamonds", supplier=feed, run_id=run)
 
-    async def get_unconsolidated_count(self) -> int:
-        """How many rows wait for consolidation (pending; claimed rows are not counted)."""
-        count: int = await self._value("get_unconsolidated_count")
+    async def get_unconsolidated_count(self, *, supplier: str = "nivoda") -> int:
+        """How many of a feed's rows wait for consolidation (pending; claimed ones not counted)."""
+        feed = supplier_arg("supplier", supplier)
+        count: int = await self._value("get_unconsolidated_count", supplier=feed)
         return count
+
+    async def purge_raw_payloads(self, supplier: str, *, force: bool = False) -> int:
+        """Remove every raw row of one feed, for a full reload; how many rows were removed.
+
+        A feed with a partition of its own has it truncated; a feed sharing a
+        partition (the default one) has its rows deleted. Other feeds are never
+        touched. While consolidators hold claimed rows of the feed it refuses
+        with ClaimsInProgress naming them, unless `force`. One transaction: the
+        partition is locked against writers before the claims are looked at.
+        """
+        feed = supplier_arg("supplier", supplier)
+        forced = bool_arg("force", force)
+        async with self._atomic() as tx:
+            partition = await tx._one(RawPartition, "get_raw_partition", supplier=feed)
+            if partition is None:
+                return 0  # no rows, hence no claims
+            name = sql.Identifier(partition.schema_name, partition.table_name)
+            mode = _TRUNCATE_LOCK if partition.own_partition else _DELETE_LOCK
+            await tx._utility(
+                "lock_raw_partition", sql.SQL(_LOCK_PARTITION).format(name, sql.SQL(mode))
+            )
+            if not forced:
+                claims = await tx._all(RawClaims, "get_raw_claims", supplier=feed)
+                if claims:
+                    raise ClaimsInProgress(feed, tuple((c.claimed_by, c.claimed) for c in claims))
+            # (The pipeline's dataset version is bumped here, in this transaction.)
+            if not partition.own_partition:
+                return await tx._rowcount("delete_raw_payloads", supplier=feed)
+            removed: int = await tx._value("count_raw_payloads", supplier=feed)
+            await tx._utility("truncate_raw_partition", sql.SQL(_TRUNCATE_PARTITION).format(name))
+            return removed

@@ -8,7 +8,7 @@ from uuid import UUID
 from .._executor import Executor
 from ..errors import NotFoundError
 from ..records import RunMetadata, RunType, WorkerCounters
-from ..validation import RUN_TYPES, choice_arg, datetime_arg, int_arg, uuid_arg
+from ..validation import RUN_TYPES, choice_arg, datetime_arg, int_arg, supplier_arg, uuid_arg
 
 
 class RunMetadataOperations(Executor):
@@ -19,11 +19,14 @@ class RunMetadataOperations(Executor):
         run_type: RunType,
         expected_workers: int,
         watermark_before: datetime | None = None,
+        *,
+        supplier: str = "nivoda",
     ) -> RunMetadata:
-        """Start a run that expects `expected_workers` workers to report."""
+        """Start a run of one feed (`supplier`) expecting `expected_workers` workers to report."""
         row = await self._one(
             RunMetadata,
             "create_run_metadata",
+            supplier=supplier_arg("supplier", supplier),
             run_type=choice_arg("run_type", run_type, RUN_TYPES),
             expected_workers=int_arg("expected_workers", expected_workers, minimum=0),
             watermark_before=datetime_arg("watermark_before", watermark_before, optional=True),
