@@ -22,6 +22,7 @@ from . import (
     ingest_memory,
     lookups,
     migration,
+    picture,
     search,
     throughput,
     upserts,
@@ -29,6 +30,7 @@ from . import (
 from .curve import cost_curve
 from .dataset import Dataset, bench_server, prepare
 from .memory import PeakWindow
+from .picture import write_picture
 from .plan import Bench, Plan
 from .report import git_revision, machine, markdown, print_report, write_results
 from .targets import evaluate
@@ -131,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print_report(console, bench.cases, bench.memory, targets, bench.info, curve)
     path = write_results(document, markdown(document, bench.cases, bench.memory, targets))
+    title = f"diamond_db benchmarks, {plan.rows:,} diamonds, {time.strftime('%Y-%m-%d %H:%M')}"
+    drawn = write_picture(path.with_suffix(".png"), title, bench.cases, curve)
+    console.print(f"picture: {drawn}" if drawn else f"picture skipped: {picture.MISSING}")
     console.print(f"results: {path} (and .md); {time.perf_counter() - started:.0f} s in all")
     return 0
 
