@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
@@ -97,20 +97,12 @@ async def run(bench: Bench) -> None:
     async def bulk_iter(_: int) -> None:
         assert await db.upsert_raw_diamonds(run_id, iter(rows)) == len(rows)
 
-    def encoded() -> Iterator[tuple[Any, ...]]:
-        # orjson: the same bytes as canonical() for these payloads (checked by the profile)
-        for r in rows:
-            utf8 = orjson.dumps(r.payload, option=orjson.OPT_SORT_KEYS)
-            digest = hashlib.sha256(utf8).hexdigest()
-            text = utf8.decode()
-            yield (run_id, r.supplier_stone_id, r.offer_id, r.source_updated_at, text, digest)
-
     async def copy(_: int) -> None:
         async with db.pool.connection() as conn:
-            await baselines.copy_rows(conn, encoded())
+            await baselines.copy_rows(conn, baselines.encoded_raw_rows(run_id, rows))
 
     async def copy_prebuilt(_: int) -> None:
-        prebuilt = list(encoded())
+        prebuilt = list(baselines.encoded_raw_rows(run_id, rows))
         async with db.pool.connection() as conn:
             await baselines.copy_rows(conn, prebuilt)
 
