@@ -33,8 +33,9 @@ def record_row(record: type[T]) -> AsyncRowFactory[T]:
 def record_maker(record: type[T], columns: tuple[str, ...]) -> RowMaker[T]:
     """A function building `record` from a row with these columns (extra columns ignored).
 
-    A field without a column takes its default; one without either is an error
-    here, before any row is built. Cached: worked out once per result shape.
+    A field without a column takes its default; one without either makes every
+    row fail (TypeError, as class_row does; an empty result builds nothing).
+    Cached: worked out once per result shape.
     """
     cls: Any = record  # any class is hashable; mypy cannot tell for type[T]
     maker: RowMaker[T] = _maker(cls, columns)
@@ -57,7 +58,7 @@ def _maker(record: type[Any], columns: tuple[str, ...]) -> RowMaker[Any]:
         elif field.default_factory is not dataclasses.MISSING:
             defaults.append((setter, field.default_factory))
         else:
-            raise TypeError(f"{record.__name__}.{field.name} has no column in the result")
+            return functools.partial(_missing, f"{record.__name__}.{field.name}")
     new = object.__new__
 
     def make(values: Sequence[Any]) -> Any:
@@ -85,3 +86,7 @@ def _setter(record: type[Any], name: str) -> _Setter:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _missing(field: str, values: Sequence[Any]) -> Any:
+    raise TypeError(f"{field} has no column in the result")
