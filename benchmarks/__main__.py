@@ -68,6 +68,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", help=f"comma-separated scenarios to run, of: {', '.join(SCENARIOS)}"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="at most this many measured rounds per scenario (a quicker, noisier run)",
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="rebuild the database, even if cached"
     )
     parser.add_argument(
@@ -99,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"server: {server.kind}")
         for rows in sizes:
             plan = Plan.quick_plan(rows, args.seed) if args.quick else Plan(rows, args.seed)
+            if args.rounds:
+                plan = plan.with_rounds(args.rounds)
             dataset = prepare(server, plan.rows, plan.seed, rebuild=args.rebuild, console=console)
             if args.build_only:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,12 @@ class Plan:
             feeds_rows=10_000,
             feeds_rounds=3,
         )
+
+    def with_rounds(self, rounds: int) -> Plan:
+        """The same plan with at most `rounds` measured rounds in every scenario."""
+        names = ("search", "ingest", "consolidation", "upsert", "throughput")
+        capped = {f"{n}_rounds": min(getattr(self, f"{n}_rounds"), rounds) for n in names}
+        return dataclasses.replace(self, **capped)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
