@@ -92,6 +92,7 @@ from .operations.raw_diamonds import payload_hash
 from .records import (
     ApiKey,
     Diamond,
+    DiamondImage,
     DiamondInput,
     ExchangeRate,
     HoldHistory,
@@ -117,6 +118,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Diamond",
     "DiamondDBError",
+    "DiamondImage",
     "DiamondInput",
     "DiamondSearch",
     "DuplicateApiKey",

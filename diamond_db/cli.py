@@ -335,6 +335,9 @@ def migrate(
     def progress(done: MigrationStatus, seconds: float) -> None:
         console.print(f"applied {done.version}_{done.name} in {seconds:.2f} s", markup=False)
 
+    def notice(text: str) -> None:
+        console.print(f"  notice {text}", markup=False, soft_wrap=True)
+
     runner = Migrator(
         url,
         default_registry(),
@@ -343,6 +346,7 @@ def migrate(
         lock_timeout=lock_timeout,
         retries=retries,
         on_progress=progress,
+        on_notice=notice,
     )
     if status:
         plan = asyncio.run(runner.plan())

@@ -35,6 +35,7 @@ from .migrations import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_RETRIES,
     Migrator,
+    OnNotice,
     OnProgress,
     check_versions,
 )
@@ -300,8 +301,13 @@ class Database(Operations):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         on_progress: OnProgress | None = None,
+        on_notice: OnNotice | None = None,
     ) -> Migrator:
-        """The migration runner for this database (what the CLI's `migrate` drives)."""
+        """The migration runner for this database (what the CLI's `migrate` drives).
+
+        `on_progress` gets each applied migration and its duration; `on_notice`
+        each NOTICE a migration raises (such as 0006's backfill report).
+        """
         return Migrator(
             self.settings.url,
             self._registry,
@@ -310,6 +316,7 @@ class Database(Operations):
             lock_timeout=lock_timeout,
             retries=retries,
             on_progress=on_progress,
+            on_notice=on_notice,
         )
 
     async def migrate(

@@ -322,6 +322,7 @@ def _statuses(known: list[Migration], ledger: list[LedgerEntry]) -> list[Migrati
 # -- the runner --------------------------------------------------------------------
 
 OnProgress = Callable[[MigrationStatus, float], None]
+OnNotice = Callable[[str], None]
 
 
 class Migrator:
@@ -341,6 +342,7 @@ class Migrator:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         on_progress: OnProgress | None = None,
+        on_notice: OnNotice | None = None,
     ) -> None:
         if not lock_timeout > 0:
             raise ValidationError("lock_timeout", "must be a positive number of seconds")
@@ -351,6 +353,8 @@ class Migrator:
         self.lock_timeout = lock_timeout
         self.retries = retries
         self.on_progress = on_progress
+        self.on_notice = on_notice
+        self._running: Migration | None = None  # the file whose statements run now
         self._registry = registry
         self._observer = observer
         self.tag = f"diamond-db migrate {uuid.uuid4().hex[:12]}"
@@ -440,11 +444,15 @@ class Migrator:
     async def _apply(self, conn: Connection, planned: Planned) -> MigrationStatus:
         migration = planned.recorded
         started = time.perf_counter()
-        if planned.runs.transactional:
-            applied_at = await self._apply_in_transaction(conn, planned, started)
-        else:
-            await self._apply_statements(conn, planned.runs)
-            applied_at = await self._record(conn, planned, started)
+        self._running = planned.runs
+        try:
+            if planned.runs.transactional:
+                applied_at = await self._apply_in_transaction(conn, planned, started)
+            else:
+                await self._apply_statements(conn, planned.runs)
+                applied_at = await self._record(conn, planned, started)
+        finally:
+            self._running = None
         duration = time.perf_counter() - started
         status = MigrationStatus(
             version=migration.version,
@@ -727,6 +735,18 @@ class Migrator:
 
     # -- plumbing -------------------------------------------------------------
 
+    def _notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
+        """A migration's NOTICE/WARNING (a backfill's report, say): logged and passed on.
+
+        The server's notices on the runner's own statements are not shown.
+        """
+        if self._running is None:
+            return
+        text = f"{self._running.path.name}: {diagnostic.message_primary}"
+        logger.info("%s", text)
+        if self.on_notice is not None:
+            self.on_notice(text)
+
     @asynccontextmanager
     async def _connect(self, suffix: str = "") -> AsyncIterator[Connection]:
         conn = await psycopg.AsyncConnection.connect(
@@ -735,6 +755,8 @@ class Migrator:
             prepare_threshold=None,
             application_name=self.tag + suffix,
         )
+        if not suffix:  # the connection migrations run on
+            conn.add_notice_handler(self._notice)
         try:
             yield conn
         finally:

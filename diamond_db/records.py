@@ -7,10 +7,11 @@ All are frozen and slotted: cheap to build, safe to share between tasks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 from uuid import UUID
 
 Availability = Literal["available", "on_hold", "sold", "unavailable"]
@@ -27,6 +28,13 @@ SupplierOrderStatus = Literal["not_attempted", "pending", "placed", "failed", "c
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
+
+
+class DiamondImage(TypedDict):
+    """One picture of a diamond's gallery (an item of `meta_images`), as stored in JSONB."""
+
+    url: str
+    display_index: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +77,28 @@ class Diamond:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    # Grading data (migration 0005); measurements/attributes keep everything else.
+    fancy_color: str | None
+    fancy_intensity: str | None
+    fancy_overtone: str | None
+    fluorescence_intensity: str | None
+    ratio: Decimal | None
+    table_pct: Decimal | None
+    depth_pct: Decimal | None
+    crown_angle: Decimal | None
+    crown_height: Decimal | None
+    pavilion_angle: Decimal | None
+    pavilion_depth: Decimal | None
+    length_mm: Decimal | None
+    width_mm: Decimal | None
+    depth_mm: Decimal | None
+    girdle: str | None
+    culet_size: str | None
+    brown: str | None
+    green: str | None
+    milky: str | None
+    eye_clean: bool | None
+    meta_images: list[DiamondImage] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +139,29 @@ class DiamondInput:
     supplier_legal_name: str | None = None
     status: DiamondStatus = "active"
     source_updated_at: datetime | None = None
+    # Grading data: percentages (table_pct, depth_pct, crown_height, pavilion_depth)
+    # 0-100, angles 0-90, millimetres and ratio (length / width) > 0.
+    fancy_color: str | None = None
+    fancy_intensity: str | None = None
+    fancy_overtone: str | None = None
+    fluorescence_intensity: str | None = None
+    ratio: Decimal | None = None
+    table_pct: Decimal | None = None
+    depth_pct: Decimal | None = None
+    crown_angle: Decimal | None = None
+    crown_height: Decimal | None = None
+    pavilion_angle: Decimal | None = None
+    pavilion_depth: Decimal | None = None
+    length_mm: Decimal | None = None
+    width_mm: Decimal | None = None
+    depth_mm: Decimal | None = None
+    girdle: str | None = None
+    culet_size: str | None = None
+    brown: str | None = None
+    green: str | None = None
+    milky: str | None = None
+    eye_clean: bool | None = None
+    meta_images: Sequence[DiamondImage] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -79,6 +79,42 @@ SUPPLIERS: Final = tuple(
     for kind in ("Gems", "Diamonds", "Brilliants", "Stones")
 )
 LAB_GROWN_SHARE: Final = 0.35
+FANCY_COLOR_SHARE: Final = 0.02
+# The feed's fluorescence codes as the storefront names their intensity.
+FLUORESCENCE_INTENSITIES: Final = {
+    "NON": "None",
+    "FNT": "Faint",
+    "MED": "Medium",
+    "STG": "Strong",
+    "VST": "Very Strong",
+}
+# Where diamond_from_payload keeps the grading values in the JSON (the keys 0006 reads).
+_MEASURED: Final = (
+    "length",
+    "width",
+    "depth",
+    "depthPercentage",
+    "table",
+    "crownAngle",
+    "crownHeight",
+    "pavAngle",
+    "pavDepth",
+)
+_GRADED: Final = ("eyeClean", "brown", "green", "milky")
+# Per shape, the usual (table %, depth %, length/width ratio) ranges.
+SHAPE_PROPORTIONS: Final = {
+    "ROUND": ((53.0, 60.0), (59.0, 63.0), (1.0, 1.02)),
+    "OVAL": ((53.0, 63.0), (58.0, 66.0), (1.35, 1.5)),
+    "CUSHION": ((58.0, 68.0), (61.0, 70.0), (1.0, 1.15)),
+    "EMERALD": ((60.0, 70.0), (60.0, 70.0), (1.3, 1.5)),
+    "PRINCESS": ((64.0, 75.0), (64.0, 76.0), (1.0, 1.05)),
+    "PEAR": ((53.0, 63.0), (58.0, 66.0), (1.5, 1.7)),
+    "RADIANT": ((61.0, 70.0), (61.0, 70.0), (1.0, 1.35)),
+    "MARQUISE": ((53.0, 63.0), (58.0, 64.0), (1.9, 2.1)),
+    "ASSCHER": ((60.0, 70.0), (60.0, 72.0), (1.0, 1.05)),
+    "HEART": ((53.0, 63.0), (56.0, 66.0), (0.9, 1.1)),
+    "BAGUETTE": ((65.0, 75.0), (60.0, 75.0), (2.0, 3.5)),
+}
 # The platform's default pricing (the rule sql/bootstrap.sql seeds), for rows priced without rules.
 DEFAULT_MARKUP: Final = Decimal("1.15")
 DEFAULT_RATING: Final = 5
@@ -108,7 +144,34 @@ _NATURAL_FLUORESCENCE = _Weighted(range(len(FLUORESCENCES)), NATURAL_FLUORESCENC
 _NATURAL_LAB = _Weighted(list(NATURAL_LABS), list(NATURAL_LABS.values()))
 _LAB_LAB = _Weighted(list(LAB_LABS), list(LAB_LABS.values()))
 _AVAILABILITY = _Weighted(list(AVAILABILITIES), list(AVAILABILITIES.values()))
-_GIRDLES = ("THN-MED", "MED", "MED-STK", "STK")
+_GIRDLE = _Weighted(("THN-MED", "MED", "MED-STK", "STK", "THN", "STK-THK"), (4, 3, 3, 2, 1, 1))
+_FANCY_KEYS = ("f_color", "f_intensity", "f_overtone")
+_VIEWS = ("front", "side", "top", "hand")
+_CULET = _Weighted(("NON", "VSM", "SML", "POINTED"), (0.85, 0.07, 0.04, 0.04))
+# brown/green/milky: the spellings of "none" the feeds use (None: the field is absent).
+_NO_TINT = _Weighted((None, "None", "NONE", "no", "N/A", ""), (0.4, 0.25, 0.15, 0.1, 0.05, 0.05))
+_FANCY_COLOR = _Weighted(
+    ("Yellow", "Pink", "Blue", "Green", "Brown", "Orange", "Purple", "Gray"),
+    (0.55, 0.15, 0.08, 0.05, 0.1, 0.03, 0.02, 0.02),
+)
+_FANCY_INTENSITY = _Weighted(
+    (
+        "Faint",
+        "Very Light",
+        "Light",
+        "Fancy Light",
+        "Fancy",
+        "Fancy Intense",
+        "Fancy Vivid",
+        "Fancy Deep",
+        "Fancy Dark",
+    ),
+    (0.03, 0.05, 0.08, 0.14, 0.22, 0.25, 0.13, 0.06, 0.04),
+)
+_FANCY_OVERTONE = _Weighted(
+    (None, "Greenish", "Brownish", "Orangy", "Pinkish", "Yellowish", "Purplish"),
+    (0.7, 0.06, 0.08, 0.06, 0.04, 0.04, 0.02),
+)
 _SNAP = (0.0, 0.0, 0.01, 0.01, 0.02, 0.03, 0.05)
 
 
@@ -141,26 +204,66 @@ def _price_cents(rng: random.Random, stone: dict[str, Any], ci: int, qi: int, fi
     return max(int(per_carat * carat + 0.5) * 100, 2500)
 
 
+def _between(rng: random.Random, low: float, high: float, places: int = 1) -> float:
+    return round(low + (high - low) * rng.random(), places)
+
+
 def _measurements(rng: random.Random, shape: str, carat: float) -> dict[str, Any]:
-    """Millimetre dimensions roughly consistent with weight and shape."""
-    diameter = 6.5 * carat ** (1 / 3)
-    ratio = 1.0 if shape in ("ROUND", "PRINCESS", "ASSCHER", "CUSHION") else 1.35 + rng.random() / 5
-    depth_pct = round(rng.uniform(59.0, 64.0), 1)
-    width = round(diameter / math.sqrt(ratio), 2)
-    return {
+    """Proportions in the shape's usual ranges, and millimetres consistent with the weight
+    (a 1 ct round is ~6.5 mm across) and the shape's length/width ratio."""
+    table_range, depth_range, ratio_range = SHAPE_PROPORTIONS[shape]
+    ratio = _between(rng, *ratio_range, places=3)
+    depth_pct = _between(rng, *depth_range)
+    width = round(6.5 * carat ** (1 / 3) / math.sqrt(ratio), 2)
+    measured: dict[str, Any] = {
         "length": round(width * ratio, 2),
         "width": width,
         "depth": round(width * depth_pct / 100, 2),
         "depthPercentage": depth_pct,
-        "table": round(rng.uniform(54.0, 62.0), 1),
-        "girdle": _GIRDLES[int(rng.random() * len(_GIRDLES))],
-        "culet": "NON",
+        "table": _between(rng, *table_range),
+    }
+    if shape == "ROUND" or rng.random() < 0.5:  # labs give angles on rounds, often on others
+        measured["crownAngle"] = _between(rng, 31.0, 37.0)
+        measured["crownHeight"] = _between(rng, 12.0, 17.0)
+        measured["pavAngle"] = _between(rng, 40.2, 41.6)
+        measured["pavDepth"] = _between(rng, 42.0, 44.5)
+    return measured
+
+
+def _fancy_color(rng: random.Random) -> dict[str, str | None]:
+    """A fancy colour's hue, intensity and (mostly no) overtone, keyed as the feed does."""
+    drawn = (_FANCY_COLOR(rng), _FANCY_INTENSITY(rng), _FANCY_OVERTONE(rng))
+    return dict(zip(_FANCY_KEYS, drawn, strict=True))
+
+
+def _tint(rng: random.Random, tinted: Sequence[str]) -> str | None:
+    """A brown/green/milky field as feeds send it: mostly absent or a 'none' spelling."""
+    if rng.random() < 0.08:
+        return tinted[int(rng.random() * len(tinted))]
+    spelling: str | None = _NO_TINT(rng)
+    return spelling
+
+
+def _stone_grading(rng: random.Random, stone_id: str, qi: int) -> dict[str, Any]:
+    """The stone-level fields: eye-clean (mostly, and unknown for some), tints, pictures."""
+    if qi <= CLARITIES.index("SI1"):
+        eye_clean = rng.random() < 0.97
+    else:
+        eye_clean = rng.random() < (0.4 if CLARITIES[qi] == "SI2" else 0.02)
+    pictures = 0 if rng.random() < 0.1 else 1 + int(rng.random() * len(_VIEWS))
+    return {
+        "eyeClean": None if rng.random() < 0.08 else eye_clean,
+        "brown": _tint(rng, ("B1", "B2", "Light Brown")),
+        "green": _tint(rng, ("G1", "Light Green")),
+        "milky": _tint(rng, ("M1", "Slightly Milky")),
+        "images": [f"https://images.example.com/{stone_id}/{v}.jpg" for v in _VIEWS[:pictures]],
     }
 
 
 def raw_payload(rng: random.Random, seed: int, index: int) -> dict[str, Any]:
     """One supplier offer, shaped like a Nivoda API item (certificate, supplier, price)."""
     lab_grown = rng.random() < LAB_GROWN_SHARE
+    fancy = rng.random() < FANCY_COLOR_SHARE
     shape: str = _SHAPE(rng)
     carat = _carats(rng, lab_grown)
     ci: int = (_LAB_COLOR if lab_grown else _NATURAL_COLOR)(rng)
@@ -175,7 +278,9 @@ def raw_payload(rng: random.Random, seed: int, index: int) -> dict[str, Any]:
     certificate: dict[str, Any] = {
         "shape": shape,
         "carats": carat,
-        "color": COLORS[ci],
+        # A fancy-coloured stone has no D-Z grade: its colour is f_color/f_intensity/f_overtone.
+        "color": None if fancy else COLORS[ci],
+        **(_fancy_color(rng) if fancy else dict.fromkeys(_FANCY_KEYS)),
         "clarity": CLARITIES[qi],
         "cut": cut,
         "polish": cut if cut and rng.random() < 0.7 else _GRADE(rng),
@@ -186,8 +291,12 @@ def raw_payload(rng: random.Random, seed: int, index: int) -> dict[str, Any]:
         "lab": None if lab == "NONE" else lab,
         "certNumber": None if lab == "NONE" else str(rng.randrange(10**9, 10**10)),
         **_measurements(rng, shape, carat),
+        "girdle": _GIRDLE(rng),
+        "culetSize": _CULET(rng),
     }
     price = _price_cents(rng, {**certificate, "labgrown": lab_grown}, ci, qi, fi)
+    if fancy:
+        price *= 2 + int(rng.random() * 4)  # colour, not whiteness, makes a fancy stone's price
     updated = FEED_EPOCH - timedelta(minutes=rng.randrange(90 * 24 * 60))
     return {
         "id": offer_id,
@@ -197,7 +306,7 @@ def raw_payload(rng: random.Random, seed: int, index: int) -> dict[str, Any]:
             "availability": _AVAILABILITY(rng),
             "image": f"https://images.example.com/{stone_id}.jpg",
             "video": f"https://videos.example.com/{stone_id}.mp4" if rng.random() < 0.8 else None,
-            "eyeClean": qi <= CLARITIES.index("SI1"),
+            **_stone_grading(rng, stone_id, qi),
             "certificate": certificate,
             "supplier": {"name": supplier_name, "legal_name": legal_name},
         },
@@ -233,7 +342,8 @@ def diamond_from_payload(
     cert = stone["certificate"]
     carats = Decimal(str(cert["carats"])).quantize(Decimal("0.01"))
     price: int = payload["price"]
-    dims = ("length", "width", "depth", "depthPercentage", "table")
+    measured = {key: cert[key] for key in _MEASURED if key in cert}
+    graded = {key: stone[key] for key in _GRADED}
     diamond = DiamondInput(
         supplier_stone_id=stone["id"],
         offer_id=payload["id"],
@@ -260,17 +370,49 @@ def diamond_from_payload(
             if cert["certNumber"]
             else None
         ),
-        measurements={k: cert[k] for k in dims},
-        attributes={
-            "girdle": cert["girdle"],
-            "culet": cert["culet"],
-            "eyeClean": stone["eyeClean"],
-        },
+        measurements=measured,
+        attributes={"girdle": cert["girdle"], "culetSize": cert["culetSize"], **graded},
         supplier_name=stone["supplier"]["name"],
         supplier_legal_name=stone["supplier"]["legal_name"],
         source_updated_at=datetime.fromisoformat(payload["updatedAt"]),
+        **_typed_grading(measured, cert, stone),
     )
     return diamond if markup_ratio is None else priced(diamond, markup_ratio, rating)
+
+
+def _typed_grading(
+    measured: dict[str, Any], cert: dict[str, Any], stone: dict[str, Any]
+) -> dict[str, Any]:
+    """The typed grading columns, the same values the JSON keys hold (as 0006 reads them)."""
+
+    def number(key: str) -> Decimal | None:
+        return None if measured.get(key) is None else Decimal(str(measured[key]))
+
+    length, width = number("length"), number("width")
+    images = [{"url": url, "display_index": i} for i, url in enumerate(stone["images"])]
+    return {
+        "fancy_color": cert["f_color"],
+        "fancy_intensity": cert["f_intensity"],
+        "fancy_overtone": cert["f_overtone"],
+        "fluorescence_intensity": FLUORESCENCE_INTENSITIES[cert["floInt"]],
+        "ratio": round(length / width, 3) if length and width else None,
+        "length_mm": length,
+        "width_mm": width,
+        "depth_mm": number("depth"),
+        "table_pct": number("table"),
+        "depth_pct": number("depthPercentage"),
+        "crown_angle": number("crownAngle"),
+        "crown_height": number("crownHeight"),
+        "pavilion_angle": number("pavAngle"),
+        "pavilion_depth": number("pavDepth"),
+        "girdle": cert["girdle"],
+        "culet_size": cert["culetSize"],
+        "eye_clean": stone["eyeClean"],
+        "brown": stone["brown"],
+        "green": stone["green"],
+        "milky": stone["milky"],
+        "meta_images": images or None,
+    }
 
 
 def priced(diamond: DiamondInput, markup_ratio: Decimal, rating: int | None) -> DiamondInput:

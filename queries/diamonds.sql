@@ -30,6 +30,7 @@ LIMIT 1;
 -- platform's own state: a hold placed through the library (on_hold with a hold_id)
 -- survives unless the supplier reports the stone sold or unavailable, which also
 -- clears hold_id; status 'active' revives a soft-deleted diamond (deleted_at cleared).
+-- The grading columns (0005) are supplier data too: overwritten like the others.
 -- role: writer
 INSERT INTO diamonds AS d (
     supplier, supplier_stone_id, offer_id, shape, carats, color, clarity, cut,
@@ -37,7 +38,11 @@ INSERT INTO diamonds AS d (
     price_per_carat_cents, retail_price_cents, markup_ratio, rating, availability,
     raw_availability, image_url, video_url, certificate_lab, certificate_number,
     certificate_pdf_url, measurements, attributes, supplier_name,
-    supplier_legal_name, status, source_updated_at, deleted_at
+    supplier_legal_name, status, source_updated_at, fancy_color, fancy_intensity,
+    fancy_overtone, fluorescence_intensity, ratio, table_pct, depth_pct,
+    crown_angle, crown_height, pavilion_angle, pavilion_depth, length_mm,
+    width_mm, depth_mm, girdle, culet_size, brown, green, milky, eye_clean,
+    meta_images, deleted_at
 )
 SELECT
     incoming.*,
@@ -75,7 +80,28 @@ FROM
             supplier_name TEXT,
             supplier_legal_name TEXT,
             status TEXT,
-            source_updated_at TIMESTAMPTZ
+            source_updated_at TIMESTAMPTZ,
+            fancy_color TEXT,
+            fancy_intensity TEXT,
+            fancy_overtone TEXT,
+            fluorescence_intensity TEXT,
+            ratio NUMERIC,
+            table_pct NUMERIC,
+            depth_pct NUMERIC,
+            crown_angle NUMERIC,
+            crown_height NUMERIC,
+            pavilion_angle NUMERIC,
+            pavilion_depth NUMERIC,
+            length_mm NUMERIC,
+            width_mm NUMERIC,
+            depth_mm NUMERIC,
+            girdle TEXT,
+            culet_size TEXT,
+            brown TEXT,
+            green TEXT,
+            milky TEXT,
+            eye_clean BOOLEAN,
+            meta_images JSONB
         )
 ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
     SET
@@ -125,6 +151,27 @@ ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
             ELSE coalesce(d.deleted_at, now())
         END,
         source_updated_at = excluded.source_updated_at,
+        fancy_color = excluded.fancy_color,
+        fancy_intensity = excluded.fancy_intensity,
+        fancy_overtone = excluded.fancy_overtone,
+        fluorescence_intensity = excluded.fluorescence_intensity,
+        ratio = excluded.ratio,
+        table_pct = excluded.table_pct,
+        depth_pct = excluded.depth_pct,
+        crown_angle = excluded.crown_angle,
+        crown_height = excluded.crown_height,
+        pavilion_angle = excluded.pavilion_angle,
+        pavilion_depth = excluded.pavilion_depth,
+        length_mm = excluded.length_mm,
+        width_mm = excluded.width_mm,
+        depth_mm = excluded.depth_mm,
+        girdle = excluded.girdle,
+        culet_size = excluded.culet_size,
+        brown = excluded.brown,
+        green = excluded.green,
+        milky = excluded.milky,
+        eye_clean = excluded.eye_clean,
+        meta_images = excluded.meta_images,
         updated_at = now();
 
 -- name: update_diamond_availability(id, availability, hold_id)!

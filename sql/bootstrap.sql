@@ -35,7 +35,9 @@ DECLARE
         '0001 b1696a8278e469b0f729fbaf5e6613c42ee0055b1ff6ac6066d02df66338bc06',
         '0002 a9a8d98519d08fe4b433a83bf711666c079903cfaca0f1bb54731c42b7c033a1',
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
-        '0004 017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd'
+        '0004 51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
+        '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+        '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd'
     ];
     recorded TEXT[];
 BEGIN
@@ -123,6 +125,28 @@ CREATE TABLE IF NOT EXISTS diamonds (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     deleted_at TIMESTAMPTZ,
+    -- Grading data (0005), typed; measurements/attributes keep everything else.
+    fancy_color TEXT,
+    fancy_intensity TEXT,
+    fancy_overtone TEXT,
+    fluorescence_intensity TEXT,
+    ratio NUMERIC(5, 3),  -- length / width
+    table_pct NUMERIC(5, 2),
+    depth_pct NUMERIC(5, 2),
+    crown_angle NUMERIC(5, 2),
+    crown_height NUMERIC(5, 2),
+    pavilion_angle NUMERIC(5, 2),
+    pavilion_depth NUMERIC(5, 2),
+    length_mm NUMERIC(6, 2),
+    width_mm NUMERIC(6, 2),
+    depth_mm NUMERIC(6, 2),
+    girdle TEXT,
+    culet_size TEXT,
+    brown TEXT,
+    green TEXT,
+    milky TEXT,
+    eye_clean BOOLEAN,
+    meta_images JSONB,  -- [{"url": ..., "display_index": ...}, ...]
     CONSTRAINT diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
     CONSTRAINT diamonds_carats_check CHECK (carats > 0),
     CONSTRAINT diamonds_prices_check CHECK (
@@ -135,7 +159,19 @@ CREATE TABLE IF NOT EXISTS diamonds (
     CONSTRAINT diamonds_availability_check CHECK (
         availability IN ('available', 'on_hold', 'sold', 'unavailable')
     ),
-    CONSTRAINT diamonds_status_check CHECK (status IN ('active', 'deleted'))
+    CONSTRAINT diamonds_status_check CHECK (status IN ('active', 'deleted')),
+    -- Physical ranges of the grading data: percentages 0-100, angles 0-90, sizes > 0.
+    CONSTRAINT diamonds_ratio_check CHECK (ratio > 0),
+    CONSTRAINT diamonds_table_pct_check CHECK (table_pct BETWEEN 0 AND 100),
+    CONSTRAINT diamonds_depth_pct_check CHECK (depth_pct BETWEEN 0 AND 100),
+    CONSTRAINT diamonds_crown_angle_check CHECK (crown_angle BETWEEN 0 AND 90),
+    CONSTRAINT diamonds_crown_height_check CHECK (crown_height BETWEEN 0 AND 100),
+    CONSTRAINT diamonds_pavilion_angle_check CHECK (pavilion_angle BETWEEN 0 AND 90),
+    CONSTRAINT diamonds_pavilion_depth_check CHECK (pavilion_depth BETWEEN 0 AND 100),
+    CONSTRAINT diamonds_length_mm_check CHECK (length_mm > 0),
+    CONSTRAINT diamonds_width_mm_check CHECK (width_mm > 0),
+    CONSTRAINT diamonds_depth_mm_check CHECK (depth_mm > 0),
+    CONSTRAINT diamonds_meta_images_check CHECK (jsonb_typeof(meta_images) = 'array')
 );
 
 -- get_diamond_by_offer_id: only live diamonds are ever looked up by offer.
@@ -525,7 +561,21 @@ VALUES
 (
     '0004',
     'raw_diamonds_by_supplier',
-    '017396ab175701bb0a4340e99ee932d05b494bef0c02883ff83c446a8f1ddabd',
+    '51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0005',
+    'grading_columns',
+    '34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0006',
+    'grading_backfill',
+    '8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
     0,
     'sql/bootstrap.sql'
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -65,6 +65,49 @@ def _moment(name: str, value: object) -> Any:
     return None if moment is None else moment.isoformat()
 
 
+def _measure(low: Decimal, high: Decimal | None, *, places: int = 2, digits: int = 5) -> Check:
+    """A check of an optional NUMERIC(digits, places) within [low, high] (or > low when
+    high is None), judged on the value as the column stores it (rounded to `places`)."""
+
+    def check(name: str, value: object) -> Any:
+        number = decimal_arg(name, value, places=places, digits=digits, optional=True)
+        if number is None:
+            return None
+        stored = number.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+        if stored >= Decimal(10) ** (digits - places):
+            raise ValidationError(name, f"does not fit NUMERIC({digits}, {places}): {number}")
+        if high is None and stored <= low:
+            raise ValidationError(name, f"must be greater than {low}, got {number}")
+        if high is not None and not low <= stored <= high:
+            raise ValidationError(name, f"must be between {low} and {high}, got {number}")
+        return str(stored)  # JSON text: NUMERIC stays exact, never a float
+
+    return check
+
+
+_PERCENTAGE: Final = _measure(Decimal(0), Decimal(100))
+_ANGLE: Final = _measure(Decimal(0), Decimal(90))
+_MILLIMETRES: Final = _measure(Decimal(0), None, digits=6)
+
+
+def _images(name: str, value: object) -> Any:
+    """meta_images: None or a list of {"url": non-empty str, "display_index": int >= 0}."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ValidationError(name, f"expected a list of images, got {type(value).__name__}")
+    images = []
+    for i, image in enumerate(value):
+        if not isinstance(image, Mapping) or set(image) != {"url", "display_index"}:
+            raise ValidationError(
+                f"{name}[{i}]", 'expected {"url": ..., "display_index": ...} and no other key'
+            )
+        url = text_arg(f"{name}[{i}].url", image["url"])
+        index = int_arg(f"{name}[{i}].display_index", image["display_index"], minimum=0)
+        images.append({"url": url, "display_index": index})
+    return images
+
+
 # How each DiamondInput field is checked and turned into its JSON value for upsert_diamonds.
 _INPUT_CHECKS: Final[dict[str, Check]] = {
     "supplier": _text,
@@ -98,6 +141,27 @@ _INPUT_CHECKS: Final[dict[str, Check]] = {
     "supplier_legal_name": _optional_text,
     "status": lambda n, v: choice_arg(n, v, DIAMOND_STATUSES),
     "source_updated_at": _moment,
+    "fancy_color": _optional_text,
+    "fancy_intensity": _optional_text,
+    "fancy_overtone": _optional_text,
+    "fluorescence_intensity": _optional_text,
+    "ratio": _measure(Decimal(0), None, places=3),
+    "table_pct": _PERCENTAGE,
+    "depth_pct": _PERCENTAGE,
+    "crown_angle": _ANGLE,
+    "crown_height": _PERCENTAGE,
+    "pavilion_angle": _ANGLE,
+    "pavilion_depth": _PERCENTAGE,
+    "length_mm": _MILLIMETRES,
+    "width_mm": _MILLIMETRES,
+    "depth_mm": _MILLIMETRES,
+    "girdle": _optional_text,
+    "culet_size": _optional_text,
+    "brown": _optional_text,
+    "green": _optional_text,
+    "milky": _optional_text,
+    "eye_clean": lambda n, v: bool_arg(n, v, optional=True),
+    "meta_images": _images,
 }
 assert set(_INPUT_CHECKS) == {f.name for f in fields(DiamondInput)}
 

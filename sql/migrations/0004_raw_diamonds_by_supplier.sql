@@ -43,11 +43,23 @@
 ALTER TABLE run_metadata
 ADD COLUMN IF NOT EXISTS supplier TEXT NOT NULL DEFAULT 'nivoda';
 
--- The partition key; every existing raw row is nivoda's.
--- locks: ACCESS EXCLUSIVE on raw_diamonds_nivoda for ~1 ms (catalog only).
+-- The partition key; every existing raw row is nivoda's. (A DO block, not ADD
+-- COLUMN IF NOT EXISTS, which a partition refuses even when the column exists.)
+-- locks: ACCESS EXCLUSIVE on raw_diamonds_nivoda for ~5 ms (catalog only).
 -- cost: none
-ALTER TABLE raw_diamonds_nivoda
-ADD COLUMN IF NOT EXISTS supplier TEXT NOT NULL DEFAULT 'nivoda';
+DO $supplier$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE
+            attrelid = 'raw_diamonds_nivoda'::REGCLASS
+            AND attname = 'supplier'
+            AND NOT attisdropped
+    ) THEN
+        ALTER TABLE raw_diamonds_nivoda ADD COLUMN supplier TEXT NOT NULL DEFAULT 'nivoda';
+    END IF;
+END
+$supplier$;
 
 -- The partition's primary key (id, supplier), built before the attach step
 -- swaps it in for the old (id) key.
