@@ -17,6 +17,7 @@ from diamond_db import Database
 from . import (
     baselines,
     consolidation,
+    dashboard,
     feeds,
     ingest,
     ingest_candidates,
@@ -48,6 +49,7 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "ingest_candidates": (ingest_candidates.run, lambda p: p.ingest_rows),
     "consolidation": (consolidation.run, lambda p: p.consolidation_rows),
     "migration": (migration.run, lambda p: 0),
+    "dashboard": (dashboard.run, lambda p: 0),
     "feeds": (feeds.run, lambda p: p.claim_batch),
 }
 

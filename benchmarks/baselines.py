@@ -295,3 +295,54 @@ async def delete_supplier_diamonds(conn: Connection, supplier: str) -> int:
     """Remove the diamonds a write scenario added under its own supplier name."""
     cur = await conn.execute("DELETE FROM diamonds WHERE supplier = %s", (supplier,))
     return cur.rowcount
+
+
+# -- dashboard: the COUNT(*) baseline and the benchmark's runs ------------------------
+
+LIVE_COUNT: Final = "SELECT count(*) FROM diamonds WHERE status = 'active'"
+DASHBOARD_SUPPLIER: Final = "bench-dashboard"
+
+
+async def count_live(conn: Connection) -> int:
+    """The baseline of the dashboard targets: a single COUNT(*) over live diamonds."""
+    cur = await conn.execute(LIVE_COUNT)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def add_dashboard_runs(conn: Connection, runs: int) -> None:
+    """`runs` runs of 3 partitions and 3 worker runs each, hourly, 9 in 10 finished."""
+    await conn.execute(
+        """
+        WITH runs AS (
+            INSERT INTO run_metadata
+                (run_type, expected_workers, supplier, started_at, completed_at)
+            SELECT 'full', 3, %(supplier)s, now() - n * interval '1 hour',
+                CASE WHEN n %% 10 <> 0
+                    THEN now() - n * interval '1 hour' + interval '20 minutes' END
+            FROM generate_series(1, %(runs)s) AS n
+            RETURNING run_id, started_at, completed_at
+        ),
+        partitions AS (
+            INSERT INTO partition_progress
+                (run_id, partition_id, next_offset, completed, updated_at)
+            SELECT run_id, 'p' || p, 1000, completed_at IS NOT NULL,
+                coalesce(completed_at, now())
+            FROM runs, generate_series(1, 3) AS p
+        )
+        INSERT INTO worker_runs (run_id, partition_id, worker_id, status, records_processed,
+            work_item_payload, started_at, completed_at, updated_at)
+        SELECT run_id, 'p' || p, gen_random_uuid(),
+            CASE WHEN completed_at IS NULL THEN 'running' ELSE 'completed' END, 1000,
+            '{"estimated_records": 1000}', started_at, completed_at, coalesce(completed_at, now())
+        FROM runs, generate_series(1, 3) AS p
+        """,
+        {"supplier": DASHBOARD_SUPPLIER, "runs": runs},
+    )
+
+
+async def delete_dashboard_runs(conn: Connection) -> int:
+    """Remove the benchmark's runs (their partitions and worker runs cascade)."""
+    cur = await conn.execute("DELETE FROM run_metadata WHERE supplier = %s", (DASHBOARD_SUPPLIER,))
+    return cur.rowcount

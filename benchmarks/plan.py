@@ -40,6 +40,9 @@ class Plan:
     upsert_singles: int = 1_000
     upsert_rounds: int = 3
     migration_baseline: float = 20.0  # seconds of searching before the migration starts
+    dashboard_runs: int = 1_000
+    dashboard_rounds: int = 20
+    dashboard_warmup: int = 3
     feeds_rows: int = 300_000  # pending raw rows per feed (issue 13: 3 x 300,000 vs 1 x 300,000)
     feeds_rounds: int = 20
 
@@ -64,6 +67,9 @@ class Plan:
             upsert_singles=100,
             upsert_rounds=1,
             migration_baseline=2.0,
+            dashboard_runs=200,
+            dashboard_rounds=5,
+            dashboard_warmup=1,
             feeds_rows=10_000,
             feeds_rounds=3,
         )

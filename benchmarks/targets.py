@@ -58,9 +58,31 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _consolidation_targets(case)
         elif case.scenario == "migration":
             targets += _migration_targets(case)
+        elif case.scenario == "dashboard":
+            targets += _dashboard_targets(case)
         elif case.scenario == "feeds":
             targets += _feeds_targets(case)
     return targets
+
+
+def _dashboard_targets(case: Case) -> list[Target]:
+    count = _ms(case.median("count"))
+    summary, runs = case.ratios["summary/count"], case.ratios["list_runs/count"]
+    scan = "index-only" if case.info.get("index_only") else "NOT index-only"
+    return [
+        Target(
+            "dashboard summary vs COUNT(*) of live diamonds",
+            "summary/count <= 2x",
+            f"{summary:.2f}x ({_ms(case.median('summary'))} vs {count}; {scan})",
+            summary <= 2,
+        ),
+        Target(
+            "list_runs page 1 vs COUNT(*) of live diamonds",
+            "list_runs/count <= 1x",
+            f"{runs:.2f}x ({_ms(case.median('list_runs'))} vs {count})",
+            runs <= 1,
+        ),
+    ]
 
 
 FEEDS_LIMIT = 1.25  # "costs what it costs with one feed present", within measuring noise

@@ -83,6 +83,43 @@ reset_all_failed_workers = default_database.reset_all_failed_workers
 reset_failed_worker = default_database.reset_failed_worker
 update_worker_run = default_database.update_worker_run
 
+# -- partition progress -----------------------------------------------------
+advance_partition = default_database.advance_partition
+complete_partition = default_database.complete_partition
+fail_partition = default_database.fail_partition
+get_partition = default_database.get_partition
+get_stalled_partitions = default_database.get_stalled_partitions
+init_partition = default_database.init_partition
+list_partitions = default_database.list_partitions
+record_page = default_database.record_page
+retry_partition = default_database.retry_partition
+
+# -- run control -------------------------------------------------------------
+add_consolidation_stats = default_database.add_consolidation_stats
+cancel_run = default_database.cancel_run
+delete_run = default_database.delete_run
+finish_consolidation = default_database.finish_consolidation
+mark_consolidation_started = default_database.mark_consolidation_started
+update_worker_progress = default_database.update_worker_progress
+
+# -- dataset versions --------------------------------------------------------
+bump_dataset_version = default_database.bump_dataset_version
+get_dataset_version = default_database.get_dataset_version
+get_dataset_versions = default_database.get_dataset_versions
+
+# -- error log ---------------------------------------------------------------
+error_services = default_database.error_services
+list_errors = default_database.list_errors
+log_error = default_database.log_error
+purge_errors = default_database.purge_errors
+
+# -- dashboard ---------------------------------------------------------------
+get_consolidation_progress = default_database.get_consolidation_progress
+get_dashboard_summary = default_database.get_dashboard_summary
+get_run_details = default_database.get_run_details
+get_supplier_stats = default_database.get_supplier_stats
+list_runs = default_database.list_runs
+
 # -- pricing rules -----------------------------------------------------------
 create_pricing_rule = default_database.create_pricing_rule
 deactivate_pricing_rule = default_database.deactivate_pricing_rule

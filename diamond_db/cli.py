@@ -1,4 +1,5 @@
-"""The `diamond-db` command line: demo, bootstrap, migrate, seed, queries, check, search.
+"""The `diamond-db` command line: demo, bootstrap, migrate, seed, queries, check, search,
+runs, errors, status.
 
 Built on typer (commands and flags) and rich (tables, progress bars). Every
 user mistake (a bad flag value, a missing or unreachable database, a missing
@@ -13,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import aiosql
 import psycopg
@@ -30,6 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
+from . import dashboard_view
 from ._executor import Observer
 from ._server import ServerUnavailable
 from .database import Database
@@ -51,6 +55,7 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 # Migration statements (a concurrent index build, a VALIDATE) legitimately run for minutes.
 MIGRATION_SLOW_QUERY_THRESHOLD: Final = 600.0
+T = TypeVar("T")
 
 app = typer.Typer(
     name=PROG,
@@ -655,6 +660,145 @@ async def _explain(url: str, filters: dict[str, Any]) -> list[str]:
             "explain_search", "reader", EXPLAIN_ANALYZE + rendered.sql, rendered.params, tuple_row
         )
     return [str(row[0]) for row in rows]
+
+
+# -- runs, errors, status (the operations dashboard) ------------------------------
+
+runs_app = typer.Typer(
+    help="Batch runs: list (newest first), show, cancel, delete.", no_args_is_help=False
+)
+app.add_typer(runs_app, name="runs")
+LimitOption = Annotated[int, typer.Option(help="Rows per page (at most 500).")]
+CursorOption = Annotated[
+    str | None, typer.Option(help="next page: the cursor printed under a page.", show_default=False)
+]
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    supplier: Annotated[
+        str | None, typer.Option(help="Only this feed.", show_default=False)
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="running, completed, partial, failed, cancelled or stalled.", show_default=False
+        ),
+    ] = None,
+    limit: LimitOption = 50,
+    cursor: CursorOption = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List runs, newest first, with their worker counts, rows and status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    page = _dashboard(
+        database_url,
+        lambda db: db.list_runs(
+            supplier=supplier,
+            status=status,  # type: ignore[arg-type]  # the library validates it
+            limit=limit,
+            cursor=cursor,
+        ),
+    )
+    dashboard_view.print_runs(_stdout(), page)
+
+
+RunId = Annotated[str, typer.Argument(help="The run's id (a UUID).", show_default=False)]
+
+
+@runs_app.command("show")
+def runs_show(run_id: RunId, database_url: DatabaseUrl = None) -> None:
+    """One run: its status, counts, consolidation and partitions."""
+
+    async def read(db: Database) -> Any:
+        run = await db.get_run_details(run_id)
+        if run is None:
+            raise UserError(f"no run {run_id}")
+        return run, await db.list_partitions(run_id), await db.get_consolidation_progress(run_id)
+
+    run, partitions, consolidation = _dashboard(database_url, read)
+    dashboard_view.print_run(_stdout(), run, partitions, consolidation)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: RunId,
+    reason: Annotated[str, typer.Option(help="Why (kept with the run and its workers).")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Cancel a run: its partitions in progress and running workers fail with the reason."""
+    done = _dashboard(database_url, lambda db: db.cancel_run(run_id, reason))
+    if done.cancelled_at is None:
+        _stdout().print(f"run {run_id} had already finished: not cancelled", markup=False)
+        return
+    _stdout().print(
+        f"run {run_id} cancelled: {done.partitions_failed} partition(s) and "
+        f"{done.worker_runs_failed} running worker run(s) failed",
+        markup=False,
+    )
+
+
+@runs_app.command("delete")
+def runs_delete(run_id: RunId, database_url: DatabaseUrl = None) -> None:
+    """Delete a finished or cancelled run with its partitions and worker runs (not its raw rows)."""
+    _dashboard(database_url, lambda db: db.delete_run(run_id))
+    _stdout().print(f"run {run_id} deleted (its raw payloads stay)", markup=False)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `1h`, `7d`, ... as a timedelta; UserError (usage) otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise UserError(
+            f"--since: expected a duration like 30m, 1h or 7d, got {text!r}", EXIT_USAGE
+        )
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@app.command()
+def errors(
+    service: Annotated[
+        str | None, typer.Option(help="Only this service.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Seen within this long: 30m, 1h, 7d.", show_default=False)
+    ] = None,
+    limit: LimitOption = 50,
+    cursor: CursorOption = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The error log: groups of like errors, most recently seen first, with their counts."""
+    after = None if since is None else datetime.now(UTC) - parse_duration(since)
+    page = _dashboard(
+        database_url,
+        lambda db: db.list_errors(service=service, since=after, limit=limit, cursor=cursor),
+    )
+    dashboard_view.print_errors(_stdout(), page)
+
+
+@app.command()
+def status(database_url: DatabaseUrl = None) -> None:
+    """The operations dashboard: live diamonds, last successful runs, the week's runs."""
+    summary = _dashboard(database_url, lambda db: db.get_dashboard_summary())
+    dashboard_view.print_summary(_stdout(), summary)
+
+
+def _dashboard(database_url: str | None, read: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one dashboard call against the configured database."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def call() -> T:
+        async with _database(url) as db:
+            return await read(db)
+
+    return asyncio.run(call())
 
 
 # -- demo -----------------------------------------------------------------------

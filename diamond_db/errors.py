@@ -8,6 +8,7 @@ raises one of these, all under `DiamondDBError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from psycopg_pool import PoolTimeout
 
@@ -50,6 +51,18 @@ class DuplicateApiKey(DiamondDBError):
 
     def __init__(self) -> None:
         super().__init__("an API key with this hash is already registered (hash not shown)")
+
+
+class RunStateError(DiamondDBError):
+    """The run's status does not allow the operation (delete_run of a running run).
+
+    `status` is the run's status as the refusing statement saw it.
+    """
+
+    def __init__(self, run_id: UUID, status: str, message: str) -> None:
+        super().__init__(f"run {run_id} is {status}: {message}")
+        self.run_id = run_id
+        self.status = status
 
 
 class ClaimsInProgress(DiamondDBError):

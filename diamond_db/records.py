@@ -19,6 +19,8 @@ DiamondStatus = Literal["active", "deleted"]
 ConsolidationStatus = Literal["pending", "processing", "done", "failed"]
 RunType = Literal["full", "incremental"]
 WorkerStatus = Literal["running", "completed", "failed"]
+# A run's status: the SQL function run_status (README, "Run status").
+RunStatus = Literal["running", "completed", "partial", "failed", "cancelled", "stalled"]
 HoldStatus = Literal["active", "expired", "released"]
 PurchaseStatus = Literal["pending", "confirmed", "failed"]
 # The checkout's order (purchase_history.status of an order made by create_checkout).
@@ -227,6 +229,13 @@ class RunMetadata:
     started_at: datetime
     completed_at: datetime | None
     supplier: str
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    consolidation_started_at: datetime | None
+    consolidation_finished_at: datetime | None
+    consolidation_updated_at: datetime | None
+    consolidation_processed: int
+    consolidation_errors: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,6 +261,157 @@ class WorkerRun:
     work_item_payload: JSONObject | None
     started_at: datetime
     completed_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionProgress:
+    """Where one partition of a run stands (table `partition_progress`).
+
+    `next_offset` is the offset of the next page to fetch; a partition is in
+    progress until it is completed or failed (never both).
+    """
+
+    run_id: UUID
+    partition_id: str
+    next_offset: int
+    completed: bool
+    failed: bool
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCancellation:
+    """What `cancel_run` changed: partitions and running worker runs it failed.
+
+    `cancelled_at` is when the run was first cancelled (None: the run had
+    already finished, so nothing was cancelled).
+    """
+
+    run_id: UUID
+    partitions_failed: int
+    worker_runs_failed: int
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOverview:
+    """A run as the dashboard shows it (view `run_progress` and `run_status`).
+
+    Worker counts come from the run's partitions when it has any, else from
+    its counters; `rows_processed` sums its worker runs' records_processed,
+    `estimated_rows` their work items' `estimated_records`.
+    """
+
+    run_id: UUID
+    supplier: str
+    run_type: RunType
+    status: RunStatus
+    started_at: datetime
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    expected_workers: int
+    partitions: int
+    workers_completed: int
+    workers_failed: int
+    workers_pending: int
+    worker_runs: int
+    workers_running: int
+    rows_processed: int
+    estimated_rows: int | None
+    consolidation_started_at: datetime | None
+    consolidation_finished_at: datetime | None
+    consolidation_processed: int
+    consolidation_errors: int
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsolidationProgress:
+    """The raw rows a run wrote, by consolidation status, and the oldest still pending."""
+
+    run_id: UUID
+    total: int
+    done: int
+    pending: int
+    processing: int
+    failed: int
+    oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupplierStats:
+    """One supplier's live diamonds: counts by availability, supplier prices, last update."""
+
+    supplier: str
+    live: int
+    available: int
+    on_hold: int
+    sold: int
+    unavailable: int
+    min_price_cents: int
+    avg_price_cents: int
+    max_price_cents: int
+    last_updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardSummary:
+    """The operations dashboard's front page, read in one statement.
+
+    Live diamonds by availability and by supplier; each supplier's last
+    completed run; how many runs started in the last 7 days ended in each status.
+    """
+
+    live_diamonds: int
+    by_availability: dict[str, int]
+    by_supplier: dict[str, int]
+    last_successful_runs: dict[str, LastRun]
+    run_statuses: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """A supplier's last successful run, as the summary lists it."""
+
+    run_id: UUID
+    started_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetVersion:
+    """A supplier's dataset version (table `dataset_versions`), the API's cache key."""
+
+    supplier: str
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorGroup:
+    """A group of like errors of one service (table `error_log`).
+
+    `pattern` is the message with numbers, ids and quoted values normalised (the
+    group's key, with the service); `message`, `error_type`, `stack`, `context`
+    and `run_id` are the latest occurrence's.
+    """
+
+    id: UUID
+    fingerprint: str
+    service: str
+    pattern: str
+    message: str
+    error_type: str | None
+    stack: str | None
+    context: JSONObject | None
+    run_id: UUID | None
+    occurrences: int
+    first_seen: datetime
+    last_seen: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

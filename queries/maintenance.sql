@@ -15,7 +15,10 @@ api_keys,
 hold_history,
 purchase_history,
 order_number_counters,
-exchange_rates;
+exchange_rates,
+partition_progress,
+dataset_versions,
+error_log;
 
 INSERT INTO pricing_rules (priority, markup_ratio, rating)
 VALUES (1000, 1.15, 5);

@@ -21,7 +21,8 @@ SET
     status = :status,
     records_processed = :records_processed,
     error_message = :error_message,
-    completed_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END
+    completed_at = CASE WHEN :status = 'running' THEN NULL ELSE now() END,
+    updated_at = now()
 WHERE id = :id
 RETURNING *;
 

@@ -37,7 +37,9 @@ DECLARE
         '0003 3cee0657b0ba7c5e6949a085b3b8aa717e1ce2d6f42bab43d52e1d981f545131',
         '0004 51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
-        '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd'
+        '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
+        '0009 a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
+        '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016'
     ];
     recorded TEXT[];
 BEGIN
@@ -260,6 +262,11 @@ CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
 
+-- get_dashboard_summary: live diamonds counted by supplier and availability
+-- from this index alone (an index-only scan).
+CREATE INDEX IF NOT EXISTS diamonds_live_supplier_availability_idx
+ON diamonds (supplier, availability) WHERE status = 'active';
+
 -- Raw supplier payloads of every feed, one row per (supplier, supplier stone),
 -- waiting to be consolidated; partitioned by supplier (the feed), so a
 -- consolidator of one feed reads only its feed's partition.
@@ -305,6 +312,10 @@ ON raw_diamonds (supplier, created_at, id) WHERE consolidation_status = 'pending
 -- reset_stuck_claims and purge_raw_payloads: a feed's few claimed rows.
 CREATE INDEX IF NOT EXISTS raw_diamonds_processing_idx
 ON raw_diamonds (supplier, claimed_at) WHERE consolidation_status = 'processing';
+
+-- get_consolidation_progress: a run's raw rows by consolidation status.
+CREATE INDEX IF NOT EXISTS raw_diamonds_run_idx
+ON raw_diamonds (run_id, consolidation_status);
 
 -- The first feed's partition keeps the seed's table name. Giving another feed
 -- a partition of its own is a migration (docs/schema-changes.md).
@@ -373,13 +384,31 @@ CREATE TABLE IF NOT EXISTS run_metadata (
     completed_at TIMESTAMPTZ,
     -- The feed the run ingests (0004).
     supplier TEXT NOT NULL DEFAULT 'nivoda',
+    cancelled_at TIMESTAMPTZ,
+    cancel_reason TEXT,
+    consolidation_started_at TIMESTAMPTZ,
+    consolidation_finished_at TIMESTAMPTZ,
+    consolidation_updated_at TIMESTAMPTZ,
+    consolidation_processed BIGINT NOT NULL DEFAULT 0,
+    consolidation_errors BIGINT NOT NULL DEFAULT 0,
     CONSTRAINT run_metadata_run_type_check CHECK (run_type IN ('full', 'incremental')),
     CONSTRAINT run_metadata_counters_check CHECK (
         expected_workers >= 0
         AND completed_workers >= 0
         AND failed_workers >= 0
+    ),
+    CONSTRAINT run_metadata_consolidation_stats_check CHECK (
+        consolidation_processed >= 0 AND consolidation_errors >= 0
     )
 );
+
+-- list_runs: newest first, keyset-paged by (started_at, run_id).
+CREATE INDEX IF NOT EXISTS run_metadata_started_at_idx
+ON run_metadata (started_at, run_id);
+
+-- list_runs(supplier=...) and the summary's last completed run per supplier.
+CREATE INDEX IF NOT EXISTS run_metadata_supplier_started_at_idx
+ON run_metadata (supplier, started_at, run_id);
 
 -- One row per (run, partition): a partition is worked by one worker at a time.
 CREATE TABLE IF NOT EXISTS worker_runs (
@@ -393,12 +422,161 @@ CREATE TABLE IF NOT EXISTS worker_runs (
     work_item_payload JSONB,
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     completed_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ,
     CONSTRAINT worker_runs_run_partition_key UNIQUE (run_id, partition_id),
     CONSTRAINT worker_runs_status_check CHECK (
         status IN ('running', 'completed', 'failed')
     ),
     CONSTRAINT worker_runs_records_processed_check CHECK (records_processed >= 0)
 );
+
+-- Resumable workers: where each partition of a run stands. A worker fetches
+-- the page at next_offset, stores it, then advances next_offset by compare-
+-- and-set (record_page), so a redelivered page message finds the offset
+-- already moved and a crash resumes exactly where the last page ended.
+CREATE TABLE IF NOT EXISTS partition_progress (
+    run_id UUID NOT NULL REFERENCES run_metadata (run_id) ON DELETE CASCADE,
+    partition_id TEXT NOT NULL,
+    next_offset BIGINT NOT NULL DEFAULT 0,
+    completed BOOLEAN NOT NULL DEFAULT FALSE,
+    failed BOOLEAN NOT NULL DEFAULT FALSE,
+    attempts BIGINT NOT NULL DEFAULT 1,
+    last_error TEXT,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT partition_progress_pkey PRIMARY KEY (run_id, partition_id),
+    CONSTRAINT partition_progress_next_offset_check CHECK (next_offset >= 0),
+    CONSTRAINT partition_progress_attempts_check CHECK (attempts >= 1),
+    CONSTRAINT partition_progress_outcome_check CHECK (NOT (completed AND failed))
+);
+
+-- get_stalled_partitions: the partitions still in progress, by last update.
+CREATE INDEX IF NOT EXISTS partition_progress_in_progress_idx
+ON partition_progress (updated_at) WHERE NOT completed AND NOT failed;
+
+-- The API's cache keys: one version per supplier, bumped when its data set
+-- changes as a whole (a consolidation finished, a catalogue job, a purge).
+CREATE TABLE IF NOT EXISTS dataset_versions (
+    supplier TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,  -- noqa: RF04
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT dataset_versions_version_check CHECK (version > 0)
+);
+
+-- The services' error log: one row per group of like errors (same service,
+-- same message once numbers, ids and quoted values are normalised), counted.
+CREATE TABLE IF NOT EXISTS error_log (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    fingerprint TEXT NOT NULL,
+    service TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    message TEXT NOT NULL,
+    error_type TEXT,
+    stack TEXT,
+    context JSONB,
+    run_id UUID,
+    occurrences BIGINT NOT NULL DEFAULT 1,
+    first_seen TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_seen TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT error_log_fingerprint_key UNIQUE (fingerprint),
+    CONSTRAINT error_log_fingerprint_check CHECK (fingerprint ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT error_log_occurrences_check CHECK (occurrences > 0)
+);
+
+-- No index but the fingerprint's: groups are few (like errors are counted,
+-- not stored one by one), so list_errors and purge_errors read them all, and
+-- counting an occurrence stays a HOT update (last_seen changes every time:
+-- an index on it would add an index entry per occurrence, and a burst of
+-- 10,000 would make each upsert step over thousands of dead index entries).
+
+-- A run with its worker counts (from its partitions when it has any, else
+-- from the run's counters), its rows and its last activity. Every read of a
+-- run's progress goes through this view, and its status through run_status.
+CREATE OR REPLACE VIEW run_progress AS
+SELECT
+    r.run_id,
+    r.supplier,
+    r.run_type,
+    r.started_at,
+    r.completed_at,
+    r.cancelled_at,
+    r.cancel_reason,
+    r.expected_workers,
+    p.partitions,
+    CASE WHEN p.partitions > 0 THEN p.completed ELSE r.completed_workers END
+        AS workers_completed,
+    CASE WHEN p.partitions > 0 THEN p.failed ELSE r.failed_workers END
+        AS workers_failed,
+    CASE
+        WHEN p.partitions > 0 THEN p.pending
+        ELSE greatest(r.expected_workers - r.completed_workers - r.failed_workers, 0)
+    END AS workers_pending,
+    w.worker_runs,
+    w.workers_running,
+    w.rows_processed,
+    w.estimated_rows,
+    r.consolidation_started_at,
+    r.consolidation_finished_at,
+    r.consolidation_processed,
+    r.consolidation_errors,
+    greatest(
+        r.started_at,
+        r.completed_at,
+        r.cancelled_at,
+        r.consolidation_updated_at,
+        p.last_update,
+        w.last_update
+    ) AS last_activity_at
+FROM run_metadata AS r
+LEFT JOIN LATERAL (
+    SELECT
+        count(*) AS partitions,
+        count(*) FILTER (WHERE pp.completed) AS completed,
+        count(*) FILTER (WHERE pp.failed) AS failed,
+        count(*) FILTER (WHERE NOT pp.completed AND NOT pp.failed) AS pending,
+        max(pp.updated_at) AS last_update
+    FROM partition_progress AS pp
+    WHERE pp.run_id = r.run_id
+) AS p ON TRUE
+LEFT JOIN LATERAL (
+    SELECT
+        count(*) AS worker_runs,
+        count(*) FILTER (WHERE wr.status = 'running') AS workers_running,
+        coalesce(sum(wr.records_processed), 0) AS rows_processed,
+        -- A work item may say how many rows it expects: {"estimated_records": N}.
+        sum(
+            CASE
+                WHEN jsonb_typeof(wr.work_item_payload -> 'estimated_records') = 'number'
+                    THEN (wr.work_item_payload ->> 'estimated_records')::NUMERIC
+            END
+        )::BIGINT AS estimated_rows,
+        max(greatest(wr.started_at, wr.updated_at, wr.completed_at)) AS last_update
+    FROM worker_runs AS wr
+    WHERE wr.run_id = r.run_id
+) AS w ON TRUE;
+
+-- A run's status, the one definition (README, "Run status"):
+--   cancelled  cancel_run was called;
+--   completed / partial / failed  finished: complete_run or finish_consolidation
+--     was called, or every worker is done and none completed; then failed
+--     when no worker completed, partial when some failed, completed otherwise;
+--   stalled    not finished and no activity for stalled_after;
+--   running    otherwise.
+CREATE OR REPLACE FUNCTION run_status(run run_progress, stalled_after INTERVAL) RETURNS TEXT  -- noqa: CP05
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE
+    WHEN run.cancelled_at IS NOT NULL THEN 'cancelled'
+    WHEN
+        run.completed_at IS NOT NULL
+        OR run.consolidation_finished_at IS NOT NULL
+        OR (run.workers_pending = 0 AND run.workers_completed = 0 AND run.workers_failed > 0)
+        THEN CASE
+            WHEN run.workers_failed = 0 THEN 'completed'
+            WHEN run.workers_completed = 0 THEN 'failed'
+            ELSE 'partial'
+        END
+    WHEN run.last_activity_at < now() - stalled_after THEN 'stalled'
+    ELSE 'running'
+END;
 
 -- API clients. Only SHA-256 hashes of keys are stored, never a raw key.
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -576,6 +754,20 @@ VALUES
     '0006',
     'grading_backfill',
     '8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0009',
+    'pipeline_operations',
+    'a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0010',
+    'pipeline_indexes',
+    '473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016',
     0,
     'sql/bootstrap.sql'
 )

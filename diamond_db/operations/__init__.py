@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
 from .checkout import CheckoutOperations
+from .dashboard import DashboardOperations
+from .dataset_versions import DatasetVersionOperations
 from .diamonds import DiamondOperations
+from .error_log import ErrorLogOperations
 from .exchange_rates import ExchangeRateOperations
 from .hold_history import HoldHistoryOperations
+from .partition_progress import PartitionProgressOperations
 from .pricing_rules import PricingRuleOperations
 from .purchase_history import PurchaseHistoryOperations
 from .raw_diamonds import RawDiamondOperations
+from .run_control import RunControlOperations
 from .run_metadata import RunMetadataOperations
 from .worker_runs import WorkerRunOperations
 
@@ -30,6 +35,11 @@ class Operations(
     PurchaseHistoryOperations,
     CheckoutOperations,
     ExchangeRateOperations,
+    PartitionProgressOperations,
+    RunControlOperations,
+    DatasetVersionOperations,
+    ErrorLogOperations,
+    DashboardOperations,
 ):
     """Every operation of the library; see the domain modules."""
 

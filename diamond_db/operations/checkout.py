@@ -12,14 +12,13 @@ gets the current order back.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from .._executor import Executor
-from ..errors import IdempotencyConflict, ValidationError
+from ..errors import IdempotencyConflict
+from ..keyset import MAX_PAGE, decode_keyset_cursor, keyset_page
 from ..records import (
     CheckoutStatus,
     HoldHistory,
@@ -43,38 +42,9 @@ from ..validation import (
     uuid_arg,
 )
 
-MAX_PAGE: int = 500
-
-
-def encode_keyset_cursor(created_at: datetime, id: UUID) -> str:
-    """The cursor of the page after a row with this (created_at, id)."""
-    raw = f"{created_at.isoformat()}|{id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_keyset_cursor(cursor: str | None) -> tuple[datetime | None, UUID | None]:
-    """(created_at, id) a page starts after; (None, None) for the first page."""
-    if cursor is None:
-        return None, None
-    text_arg("cursor", cursor)
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ident = raw.partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-        return created_at, UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("cursor", "malformed cursor") from None
-
 
 def _page(rows: list[Any], limit: int) -> KeysetPage[Any]:
-    if len(rows) <= limit:
-        return KeysetPage(items=rows, next_cursor=None)
-    items = rows[:limit]
-    return KeysetPage(
-        items=items, next_cursor=encode_keyset_cursor(items[-1].created_at, items[-1].id)
-    )
+    return keyset_page(rows, limit, lambda row: (row.created_at, row.id))
 
 
 def _replayed(

@@ -443,7 +443,8 @@ class RawDiamondOperations(Executor):
                 claims = await tx._all(RawClaims, "get_raw_claims", supplier=feed)
                 if claims:
                     raise ClaimsInProgress(feed, tuple((c.claimed_by, c.claimed) for c in claims))
-            # (The pipeline's dataset version is bumped here, in this transaction.)
+            # The feed's data set changes as a whole: cached searches must go.
+            await tx._value("bump_dataset_version", supplier=feed)
             if not partition.own_partition:
                 return await tx._rowcount("delete_raw_payloads", supplier=feed)
             removed: int = await tx._value("count_raw_payloads", supplier=feed)
