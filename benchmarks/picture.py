@@ -20,7 +20,10 @@ Panel = Callable[[Any], None]
 
 
 def available() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except ValueError:  # imported and then removed: not usable
+        return False
 
 
 def write_picture(
