@@ -11,11 +11,14 @@ capped plan of the largest size to explain it.
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final
 
-from .stats import Case
+from .stats import Case, Measured
 
 GROWTH_SLACK: Final = 1.25  # measured growth / log growth above this: "faster than log n"
 
@@ -58,3 +61,39 @@ def cost_curve(runs: Sequence[tuple[int, Sequence[Case]]]) -> dict[str, Any]:
         "rows": rows,
         "faster_than_log_n": faster,
     }
+
+
+def cases_from_json(cases: Sequence[dict[str, Any]]) -> list[Case]:
+    """Cases back from a results file (enough for the curve: medians, info, ratios)."""
+    return [
+        Case(
+            c["scenario"],
+            c["case"],
+            {
+                name: Measured(name, m["samples_s"], m["items_per_call"])
+                for name, m in c["contenders"].items()
+            },
+            c["ratios"],
+            c["info"],
+        )
+        for c in cases
+    ]
+
+
+def main(paths: Sequence[str]) -> None:
+    """`python -m benchmarks.curve a.json b.json ...`: one curve over separate runs' sizes."""
+    runs: dict[int, list[Case]] = {}
+    for path in paths:
+        document = json.loads(Path(path).read_text())
+        for part in [*document.get("smaller_sizes", []), document]:
+            runs[part["plan"]["rows"]] = cases_from_json(part["cases"])
+    curve = cost_curve(sorted(runs.items()))
+    from .report import curve_notes, curve_table, markdown_table  # imported here: no cycle
+
+    columns, rows = curve_table(curve)
+    print("\n".join(markdown_table(columns, rows)))
+    print("\n".join(curve_notes(curve)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -119,8 +119,8 @@ def print_report(
         console.print(line)
     console.print(_memory_table(memory))
     if curve:
-        console.print(_rows_table("cost curve (median per call)", *_curve(curve)))
-        for line in _curve_notes(curve):
+        console.print(_rows_table("cost curve (median per call)", *curve_table(curve)))
+        for line in curve_notes(curve):
             console.print(line)
     console.print(_targets_table(targets))
 
@@ -174,7 +174,7 @@ def _throughput(cases: Sequence[Case]) -> tuple[tuple[str, ...], list[list[str]]
     return THROUGHPUT_COLUMNS, rows
 
 
-def _curve(curve: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
+def curve_table(curve: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
     """The cost-curve table: a row per kind of work, medians per size, then growth per step."""
     sizes = curve["sizes"]
     steps = [
@@ -189,7 +189,7 @@ def _curve(curve: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
     return columns, rows
 
 
-def _curve_notes(curve: dict[str, Any]) -> list[str]:
+def curve_notes(curve: dict[str, Any]) -> list[str]:
     faster = curve["faster_than_log_n"]
     if not faster:
         return ["Every search's page-1 cost grows no faster than log(n) (within 25%)."]
@@ -209,7 +209,7 @@ def _rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     return table
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
@@ -309,7 +309,7 @@ def markdown(
         lines.append("")
     throughput = [c for c in cases if c.scenario == "throughput"]
     if throughput:
-        lines += _markdown_table(*_throughput(throughput))
+        lines += markdown_table(*_throughput(throughput))
     others = [c for c in cases if c.scenario not in ("search", "throughput")]
     if others:
         lines += [
@@ -332,8 +332,8 @@ def markdown(
         lines.append("")
     curve = document.get("curve")
     if curve:
-        lines += _markdown_table(*_curve(curve))
-        lines += [*_curve_notes(curve), ""]
+        lines += markdown_table(*curve_table(curve))
+        lines += [*curve_notes(curve), ""]
     lines += ["| target | goal | measured | |", "|---|---|---|---|"]
     for t in targets:
         met = "n/a" if t.met is None else ("met" if t.met else "**missed**")
