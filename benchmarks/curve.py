@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from .report import curve_notes, curve_table, markdown_table
 from .stats import Case, Measured
 
 GROWTH_SLACK: Final = 1.25  # measured growth / log growth above this: "faster than log n"
@@ -88,8 +89,6 @@ def main(paths: Sequence[str]) -> None:
         for part in [*document.get("smaller_sizes", []), document]:
             runs[part["plan"]["rows"]] = cases_from_json(part["cases"])
     curve = cost_curve(sorted(runs.items()))
-    from .report import curve_notes, curve_table, markdown_table  # imported here: no cycle
-
     columns, rows = curve_table(curve)
     print("\n".join(markdown_table(columns, rows)))
     print("\n".join(curve_notes(curve)))
