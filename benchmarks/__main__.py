@@ -145,8 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(console, bench.cases, bench.memory, targets, bench.info, curve)
     path = write_results(document, markdown(document, bench.cases, bench.memory, targets))
     title = f"diamond_db benchmarks, {plan.rows:,} diamonds, {time.strftime('%Y-%m-%d %H:%M')}"
-    drawn = write_picture(path.with_suffix(".png"), title, bench.cases, curve)
-    console.print(f"picture: {drawn}" if drawn else f"picture skipped: {picture.MISSING}")
+    if not picture.available():
+        console.print(f"picture skipped: {picture.MISSING}", markup=False)
+    elif drawn := write_picture(path.with_suffix(".png"), title, bench.cases, curve):
+        console.print(f"picture: {drawn}", markup=False)
     console.print(f"results: {path} (and .md); {time.perf_counter() - started:.0f} s in all")
     return 0
 

@@ -29,7 +29,7 @@ def available() -> bool:
 def write_picture(
     path: Path, title: str, cases: Sequence[Case], curve: dict[str, Any] | None
 ) -> Path | None:
-    """Draw the run's panels into `path` (a .png); None when matplotlib is missing."""
+    """Draw the run's panels into `path` (a .png); None without matplotlib or anything to draw."""
     if not available():
         return None
     import matplotlib
