@@ -60,7 +60,7 @@ def _panels(cases: Sequence[Case], curve: dict[str, Any] | None) -> list[Panel]:
         if case.scenario == "search" and case.info.get("kind") == "page1":
             panels.append(_distribution(case, f"{case.name}: {case.info['description']}"))
     for case in cases:
-        if case.scenario in ("lookup", "ingest", "upsert"):
+        if case.scenario in ("lookup", "ingest", "ingest_candidates", "upsert"):
             panels.append(_distribution(case, case.name))
     throughput = [c for c in cases if c.scenario == "throughput"]
     if throughput:
