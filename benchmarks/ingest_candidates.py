@@ -7,14 +7,14 @@ timed region; unchanged payloads untouched), against the streaming COPY floor:
                  pipelined in one transaction, rows encoded while earlier ones are written)
 - one_statement: the library's own statement for the whole batch at once (its previous
                  form: MAX_STATEMENT_CHARS raised for this contender only)
-- staging_text:  COPY (text) into an ON COMMIT DROP staging table, then one merge
+- staging_text:  COPY (text) into an ON COMMIT DROP staging table, then one merge; the rows
+                 checked and encoded first by the library's own encoder (the list rule)
 - staging_binary: the same with binary COPY
 - copy:          the floor (benchmarks/ingest.py's streaming COPY into an empty copy)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Final
 
 from diamond_db import RawDiamondInput
@@ -29,15 +29,10 @@ SCENARIO: Final = "ingest_candidates"
 CANDIDATES: Final = ("pipelined", "one_statement", "staging_text", "staging_binary")
 
 
-def _staged(rows: list[RawDiamondInput]) -> Iterator[tuple[Any, ...]]:
-    """The staging rows (distinct, sorted), each encoded and hashed as it is written."""
-    latest = sorted({r.supplier_stone_id: r for r in rows}.values(), key=_stone)
-    for row in baselines.encoded_raw_rows(None, latest):
-        yield row[1:]  # without the run id: the merge binds it
-
-
-def _stone(row: RawDiamondInput) -> str:
-    return row.supplier_stone_id
+def _staged(rows: list[RawDiamondInput]) -> list[tuple[Any, ...]]:
+    """The staging rows as the library's list path prepares them: every row checked and
+    encoded by the library's own encoder before anything is sent, distinct, sorted."""
+    return list(raw_diamonds._encode_batch(rows))
 
 
 async def run(bench: Bench) -> None:
