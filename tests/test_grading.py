@@ -272,7 +272,7 @@ async def test_the_backfill_fills_typed_columns_and_reports_what_it_left(
     notices: list[str] = []
     runner = Database(legacy_url).migrator(on_notice=notices.append)
     with caplog.at_level(logging.INFO, logger="diamond_db"):
-        assert [s.version for s in await runner.migrate()] == ["0006"]
+        assert [s.version for s in await runner.migrate("0006")] == ["0006"]
     assert fetch(legacy_url, TYPED) == EXPECTED
     assert _report(notices) == (3, REPORTED)
     assert all(n.startswith("0006_grading_backfill.sql: ") for n in notices)
