@@ -18,13 +18,16 @@ from . import (
     baselines,
     consolidation,
     dashboard,
+    facets,
     feeds,
     ingest,
     ingest_candidates,
     ingest_memory,
+    jobs,
     lookups,
     migration,
     picture,
+    quick,
     search,
     throughput,
     upserts,
@@ -43,6 +46,8 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "search": (search.run, lambda p: p.rows),
     "lookups": (lookups.run, lambda p: p.lookups),
     "throughput": (throughput.run, lambda p: 0),
+    "facets": (facets.run, lambda p: 0),
+    "quick": (quick.run, lambda p: 0),
     "upserts": (upserts.run, lambda p: p.upsert_batch + p.upsert_singles),
     "ingest": (ingest.run, lambda p: p.ingest_rows),
     "ingest_memory": (ingest_memory.run, lambda p: max(p.memory_sizes)),
@@ -51,6 +56,7 @@ SCENARIOS: Final[dict[str, tuple[Callable[[Bench], Awaitable[None]], Callable[[P
     "migration": (migration.run, lambda p: 0),
     "dashboard": (dashboard.run, lambda p: 0),
     "feeds": (feeds.run, lambda p: p.claim_batch),
+    "jobs": (jobs.run, lambda p: 0),
 }
 
 

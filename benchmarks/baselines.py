@@ -12,6 +12,11 @@ Baselines (what the library is compared against):
 - EXPLAIN FLOOR: the server's own execution time of a statement, from
   EXPLAIN (ANALYZE, TIMING OFF) (no per-node clock reads, so little overhead):
   what the statement costs with no client, no network, no planning.
+- COUNT FLOOR (facets): one exact COUNT(*) of the same filters (the naive
+  search's count statement), what the facets of a search are held to.
+- ILIKE LOOKUP (quick search): the original quick lookup, `column ILIKE text
+  || '%'` on the three columns, which no index serves (and `%`/`_` in the text
+  act as wildcards), newest first.
 - COPY FLOOR: plain COPY of the raw rows into an empty copy of
   raw_diamonds_nivoda (same columns, defaults, constraints and indexes): the
   fastest way PostgreSQL takes rows in, streamed (write_row per row as it is
@@ -295,6 +300,38 @@ async def delete_supplier_diamonds(conn: Connection, supplier: str) -> int:
     """Remove the diamonds a write scenario added under its own supplier name."""
     cur = await conn.execute("DELETE FROM diamonds WHERE supplier = %s", (supplier,))
     return cur.rowcount
+
+
+# -- quick lookup ----------------------------------------------------------------
+
+ILIKE_LOOKUP: Final = """
+SELECT * FROM diamonds
+WHERE status = 'active'
+    AND (supplier_stone_id ILIKE %(text)s || '%%'
+        OR offer_id ILIKE %(text)s || '%%'
+        OR certificate_number ILIKE %(text)s || '%%')
+ORDER BY created_at DESC, id DESC
+LIMIT 10
+"""
+
+
+async def ilike_lookup(conn: Connection, text: str) -> list[tuple[Any, ...]]:
+    """The original quick lookup (a scan of every live diamond for a rare prefix)."""
+    cur = await conn.execute(ILIKE_LOOKUP.encode(), {"text": text})
+    return await cur.fetchall()
+
+
+async def sample_lookup_texts(conn: Connection, count: int, seed: int) -> list[str]:
+    """Prefixes a lookup box sees: a stone id without its last character, the first 8
+    characters of an offer id, the first 7 of a certificate number, in turn."""
+    cur = await conn.execute(
+        "SELECT left(supplier_stone_id, -1), left(offer_id, 8), left(certificate_number, 7)"
+        " FROM diamonds WHERE status = 'active' AND certificate_number IS NOT NULL"
+        " ORDER BY md5(id::TEXT || %s::TEXT) LIMIT %s",
+        (seed, count),
+    )
+    rows = await cur.fetchall()
+    return [row[i % 3] for i, row in enumerate(rows)]
 
 
 # -- dashboard: the COUNT(*) baseline and the benchmark's runs ------------------------

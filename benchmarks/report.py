@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .memory import PeakWindow
-from .stats import Case
+from .stats import Case, Measured
 from .targets import Target
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
-SEARCH_COLUMNS: Final = ("exact", "capped", "raw", "naive", "floor")
-SEARCH_RATIOS: Final = ("capped/raw", "capped/floor", "exact/naive", "capped/naive")
+# "list" (projection="list") and its ratio are measured at page 1 only: "-" elsewhere.
+SEARCH_COLUMNS: Final = ("exact", "capped", "raw", "naive", "floor", "list")
+SEARCH_RATIOS: Final = ("capped/raw", "capped/floor", "exact/naive", "capped/naive", "list/capped")
 
 
 def duration(seconds: float) -> str:
@@ -136,8 +137,10 @@ def _search_table(cases: Sequence[Case]) -> Table:
     for name in SEARCH_RATIOS:
         table.add_column(name, justify="right")
     for case in cases:
-        cells = [f"{m.median * 1e3:.2f} / {m.p95 * 1e3:.2f}" for m in case.results.values()]
-        ratios = [f"{case.ratios[r]:.2f}" for r in SEARCH_RATIOS]
+        cells = [
+            f"{m.median * 1e3:.2f} / {m.p95 * 1e3:.2f}" if m else "-" for m in _search_cells(case)
+        ]
+        ratios = _search_ratios(case)
         table.add_row(case.name, f"{case.info['matches']:,}", *cells, *ratios)
     return table
 
@@ -213,6 +216,14 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> lis
     lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _search_cells(case: Case) -> list[Measured | None]:
+    return [case.results.get(name) for name in SEARCH_COLUMNS]
+
+
+def _search_ratios(case: Case) -> list[str]:
+    return [f"{case.ratios[r]:.2f}" if r in case.ratios else "-" for r in SEARCH_RATIOS]
 
 
 def _case_table(case: Case) -> Table:
@@ -301,8 +312,8 @@ def markdown(
             "|---|---:|" + "---:|" * (len(SEARCH_COLUMNS) + len(SEARCH_RATIOS)),
         ]
         for c in search:
-            cells = [duration(x.median) for x in c.results.values()]
-            ratios = [f"{c.ratios[r]:.2f}" for r in SEARCH_RATIOS]
+            cells = [duration(x.median) if x else "-" for x in _search_cells(c)]
+            ratios = _search_ratios(c)
             lines.append(
                 f"| {c.name} | {c.info['matches']:,} | " + " | ".join(cells + ratios) + " |"
             )

@@ -10,6 +10,9 @@ Contenders per depth:
 - naive:  COUNT(*) then SELECT * ... ORDER BY <key> LIMIT/OFFSET, no tie-breaker
           (benchmarks/baselines.py), through plain psycopg on the same pool
 - floor:  the capped statement's server execution time (EXPLAIN ANALYZE, TIMING OFF)
+At page 1 also, the other projection (issue 13):
+- list:   search_diamonds(count="capped", projection="list"), DiamondSummary records of the
+          same rows: list/capped is what the short projection saves over the full one
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .stats import Case, Contender, Measured, alternate, paired_ratio
 
 SCENARIO: Final = "search"
 CONTENDERS: Final = ("exact", "capped", "raw", "naive", "floor")
+PAGE1_CONTENDERS: Final = (*CONTENDERS, "list")
 
 QUERIES: Final[dict[str, dict[str, Any]]] = {
     "Q1": {},  # no filters, default sort (created_at desc)
@@ -150,6 +154,9 @@ def _contenders(bench: Bench, base: DiamondSearch, depth: Depth) -> list[Contend
     async def capped(_: int) -> None:
         await db.search_diamonds(searches["capped"])
 
+    async def list_(_: int) -> None:
+        await db.search_diamonds(searches["capped"], projection="list")
+
     async def raw(_: int) -> None:
         async with db.pool.connection() as conn:
             cur = await conn.execute(rendered.sql.encode(), rendered.params)
@@ -165,8 +172,20 @@ def _contenders(bench: Bench, base: DiamondSearch, depth: Depth) -> list[Contend
         depth.planning.append(planning)
         return execution
 
-    runs = {"exact": exact, "capped": capped, "raw": raw, "naive": naive, "floor": floor}
-    return [Contender(f"{depth.kind}:{name}", runs[name]) for name in CONTENDERS]
+    runs = {
+        "exact": exact,
+        "capped": capped,
+        "raw": raw,
+        "naive": naive,
+        "floor": floor,
+        "list": list_,
+    }
+    return [Contender(f"{depth.kind}:{name}", runs[name]) for name in _names(depth)]
+
+
+def _names(depth: Depth) -> tuple[str, ...]:
+    """The contenders of a depth: page 1 also in the list projection."""
+    return PAGE1_CONTENDERS if depth.kind == "page1" else CONTENDERS
 
 
 async def _case(
@@ -175,7 +194,7 @@ async def _case(
     """One depth's share of the Q's rotation, with its ratios and (for reading) its plans."""
     results = {
         name: Measured(name, rotation.results[f"{depth.kind}:{name}"].samples)
-        for name in CONTENDERS
+        for name in _names(depth)
     }
     case = Case(SCENARIO, depth.label, results)
     case.info.update(query=q, description=DESCRIPTIONS[q], matches=total, page=depth.page)
@@ -184,6 +203,8 @@ async def _case(
         case.info["cursor_equals_page"] = depth.same
     for a, b in (("capped", "raw"), ("capped", "floor"), ("exact", "naive"), ("capped", "naive")):
         case.ratio(a, b)
+    if "list" in results:
+        case.ratio("list", "capped")
     if depth.kind != "deep":
         searches = _searches(base, depth)
         async with bench.db.pool.connection() as conn:

@@ -52,6 +52,28 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
                     r <= OVERHEAD_LIMIT,
                 )
             )
+        elif case.scenario == "facets":
+            r = case.ratios["facets/count"]
+            targets.append(
+                Target(
+                    f"search_facets {case.info['query']} vs COUNT(*)",
+                    "facets/count <= 3x",
+                    f"{r:.2f}x (median {_ms(case.median('facets'))} vs "
+                    f"{_ms(case.median('count'))})",
+                    r <= 3,
+                )
+            )
+        elif case.scenario == "quick":
+            r = case.ratios["ilike/library"]
+            targets.append(
+                Target(
+                    "quick_search_diamonds vs ILIKE",
+                    "ilike/library >= 50x",
+                    f"{r:.0f}x (median {_us(case.median('library'))} vs "
+                    f"{_ms(case.median('ilike'))})",
+                    r >= 50,
+                )
+            )
         elif case.scenario == "ingest":
             targets += _ingest_targets(case)
         elif case.scenario == "consolidation":
@@ -62,6 +84,8 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
             targets += _dashboard_targets(case)
         elif case.scenario == "feeds":
             targets += _feeds_targets(case)
+        elif case.scenario == "jobs":
+            targets += _jobs_targets(case)
     return targets
 
 
@@ -99,6 +123,47 @@ def _feeds_targets(case: Case) -> list[Target]:
         )
         for ratio, value in case.ratios.items()
     ]
+
+
+def _jobs_targets(case: Case) -> list[Target]:
+    """Catalogue jobs (issue 18): one case of the scenario at a time."""
+    if "job/floor" in case.ratios:
+        floor, original = case.ratios["job/floor"], case.ratios["job/original"]
+        return [
+            Target(
+                "re-pricing job vs the floor", "job/floor <= 1.4x", f"{floor:.2f}x", floor <= 1.4
+            ),
+            Target(
+                "re-pricing job vs the original method",
+                "job/original <= 1x",
+                f"{original:.2f}x",
+                original <= 1.0,
+            ),
+        ]
+    if "changing/no change" in case.ratios:
+        ratio = case.ratios["changing/no change"]
+        rows, wal = case.info["no_change_rows_changed"], case.info["no_change_wal_bytes"]
+        return [
+            Target(
+                "job with nothing to change",
+                ">= 3x faster than changing, writes nothing",
+                f"{ratio:.1f}x faster, {rows} rows changed, {wal:,} WAL bytes",
+                ratio >= 3 and rows == 0,
+            )
+        ]
+    if "p95 during/before" in case.ratios:
+        ratio = case.ratios["p95 during/before"]
+        failed = sum(case.info["failed_searches"].values())
+        return [
+            Target(
+                "search p95 during a job",
+                "p95 during <= 2x p95 without",
+                f"{ratio:.2f}x",
+                ratio <= 2,
+            ),
+            Target("searches failing during a job", "0", str(failed), failed == 0),
+        ]
+    return []
 
 
 def _migration_targets(case: Case) -> list[Target]:

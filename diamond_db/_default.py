@@ -56,6 +56,13 @@ update_diamond_availability = default_database.update_diamond_availability
 upsert_diamond = default_database.upsert_diamond
 upsert_diamonds = default_database.upsert_diamonds
 
+# -- catalogue ---------------------------------------------------------------
+get_diamonds_on_hold = default_database.get_diamonds_on_hold
+get_recommended_diamonds = default_database.get_recommended_diamonds
+get_related_diamonds = default_database.get_related_diamonds
+quick_search_diamonds = default_database.quick_search_diamonds
+search_facets = default_database.search_facets
+
 # -- raw diamonds ------------------------------------------------------------
 claim_unconsolidated_raw_diamonds = default_database.claim_unconsolidated_raw_diamonds
 get_unconsolidated_count = default_database.get_unconsolidated_count
@@ -127,6 +134,24 @@ get_active_pricing_rules = default_database.get_active_pricing_rules
 get_pricing_rule = default_database.get_pricing_rule
 match_pricing_rule = default_database.match_pricing_rule
 update_pricing_rule = default_database.update_pricing_rule
+
+# -- rating rules ------------------------------------------------------------
+create_rating_rule = default_database.create_rating_rule
+deactivate_rating_rule = default_database.deactivate_rating_rule
+get_active_rating_rules = default_database.get_active_rating_rules
+get_rating_rule = default_database.get_rating_rule
+match_rating_rule = default_database.match_rating_rule
+update_rating_rule = default_database.update_rating_rule
+
+# -- catalogue jobs ----------------------------------------------------------
+cancel_catalogue_job = default_database.cancel_catalogue_job
+get_catalogue_job = default_database.get_catalogue_job
+get_stalled_catalogue_jobs = default_database.get_stalled_catalogue_jobs
+list_catalogue_jobs = default_database.list_catalogue_jobs
+retry_catalogue_job = default_database.retry_catalogue_job
+revert_catalogue_job = default_database.revert_catalogue_job
+run_catalogue_job = default_database.run_catalogue_job
+start_catalogue_job = default_database.start_catalogue_job
 
 # -- api keys ----------------------------------------------------------------
 create_api_key = default_database.create_api_key

@@ -150,6 +150,15 @@ class Executor(ABC):
             self._observer.report(name, started, len(rows), None)
             return rows
 
+    async def _mapped(self, row_factory: AsyncRowFactory[T], name: str, **params: Any) -> list[T]:
+        """Run a statement whose rows `row_factory` builds (a record cannot say "no row")."""
+        statement = self._registry[name]
+        async with self._connection(statement.role) as conn:
+            result: list[T] = await run_statement(
+                self._observer, statement, conn, params, row_factory
+            )
+            return result
+
     async def _composed(
         self,
         name: str,
@@ -202,13 +211,17 @@ async def run_statement(
     statement: Statement,
     conn: Connection,
     params: Any,
+    row_factory: AsyncRowFactory[Any] | None = None,
 ) -> Any:
     """Run one registry statement on `conn`, observed.
 
     `params` is a mapping of the statement's parameters, or for an
-    executemany (`*!`) statement a sequence of such mappings.
+    executemany (`*!`) statement a sequence of such mappings. Rows become
+    `row_factory`'s, else the statement's record, else tuples.
     """
-    target: Any = conn if statement.record is None else _RowsAs(conn, _factory(statement.record))
+    if row_factory is None and statement.record is not None:
+        row_factory = _factory(statement.record)
+    target: Any = conn if row_factory is None else _RowsAs(conn, row_factory)
     started = time.perf_counter()
     result: Any = None
     try:

@@ -1,5 +1,5 @@
 """The `diamond-db` command line: demo, bootstrap, migrate, seed, queries, check, search,
-runs, errors, status.
+runs, errors, status, jobs.
 
 Built on typer (commands and flags) and rich (tables, progress bars). Every
 user mistake (a bad flag value, a missing or unreachable database, a missing
@@ -12,7 +12,9 @@ statement log and, for an unexpected error, the traceback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
+import inspect
 import logging
 import re
 import sys
@@ -45,9 +47,10 @@ from .migrations import (
     Migrator,
     Plan,
 )
-from .presentation import bulk_settings, print_page, progress_bars, where
+from .presentation import bulk_settings, print_facets, print_page, progress_bars, where
 from .records import MigrationStatus
 from .registry import Registry, RegistryError, default_registry
+from .search import Projection, RenderedQuery
 
 PROG: Final = "diamond-db"
 QUERIES_DIR_VARIABLE: Final = "DIAMOND_DB_QUERIES_DIR"
@@ -555,8 +558,17 @@ IntOption = Annotated[int | None, typer.Option(show_default=False)]
 BoolOption = Annotated[bool | None, typer.Option(show_default=False)]
 
 
+def _switch(name: str, help: str) -> Any:
+    """A --name/--no-name option for a boolean filter (absent: no filter)."""
+    return typer.Option(f"--{name}/--no-{name}", help=help, show_default=False)
+
+
+Cents = Annotated[int | None, typer.Option(help="Cents, inclusive.", show_default=False)]
+
+
 @app.command()
 def search(
+    supplier: ListOption = None,
     shape: ListOption = None,
     carat_min: NumberOption = None,
     carat_max: NumberOption = None,
@@ -566,20 +578,41 @@ def search(
     polishes: ListOption = None,
     symmetries: ListOption = None,
     fluorescences: ListOption = None,
+    fluorescence_intensities: ListOption = None,
     certificate_labs: ListOption = None,
-    lab_grown: Annotated[
-        bool | None, typer.Option("--lab-grown/--no-lab-grown", show_default=False)
+    lab_grown: Annotated[bool | None, _switch("lab-grown", "Lab-grown or natural.")] = None,
+    treated: Annotated[bool | None, _switch("treated", "Treated or not.")] = None,
+    fancy_color: Annotated[
+        bool | None, _switch("fancy-color", "Has a fancy colour or has none.")
     ] = None,
-    treated: Annotated[
-        bool | None, typer.Option("--treated/--no-treated", show_default=False)
-    ] = None,
-    price_min: Annotated[
-        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
-    ] = None,
-    price_max: Annotated[
-        int | None, typer.Option(help="supplier_price_cents, inclusive.", show_default=False)
-    ] = None,
+    fancy_colors: ListOption = None,
+    fancy_intensities: ListOption = None,
+    price_min: Cents = None,
+    price_max: Cents = None,
+    retail_price_min: Cents = None,
+    retail_price_max: Cents = None,
     rating_min: IntOption = None,
+    rating_max: IntOption = None,
+    ratio_min: NumberOption = None,
+    ratio_max: NumberOption = None,
+    table_min: NumberOption = None,
+    table_max: NumberOption = None,
+    depth_pct_min: NumberOption = None,
+    depth_pct_max: NumberOption = None,
+    crown_angle_min: NumberOption = None,
+    crown_angle_max: NumberOption = None,
+    pavilion_angle_min: NumberOption = None,
+    pavilion_angle_max: NumberOption = None,
+    length_min: NumberOption = None,
+    length_max: NumberOption = None,
+    width_min: NumberOption = None,
+    width_max: NumberOption = None,
+    depth_mm_min: NumberOption = None,
+    depth_mm_max: NumberOption = None,
+    eye_clean: Annotated[bool | None, _switch("eye-clean", "Eye-clean or not.")] = None,
+    no_bgm: Annotated[
+        bool, typer.Option("--no-bgm", help="No brown, green or milky tint.")
+    ] = False,
     availability: ListOption = None,
     page: IntOption = None,
     limit: IntOption = None,
@@ -591,6 +624,9 @@ def search(
     count: Annotated[
         str | None, typer.Option(help="exact, capped or none.", show_default=False)
     ] = None,
+    projection: Annotated[
+        str, typer.Option(help="full (every column) or list (a result card's).")
+    ] = "full",
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the composed SQL and parameters.")
     ] = False,
@@ -602,64 +638,126 @@ def search(
     """Search active diamonds, as the API does; flags are search_diamonds' filters."""
     from . import search as catalogue
 
-    given: dict[str, Any] = {
-        "shape": _split(shape),
-        "carat_min": carat_min,
-        "carat_max": carat_max,
-        "colors": _split(colors),
-        "clarities": _split(clarities),
-        "cuts": _split(cuts),
-        "polishes": _split(polishes),
-        "symmetries": _split(symmetries),
-        "fluorescences": _split(fluorescences),
-        "certificate_labs": _split(certificate_labs),
-        "lab_grown": lab_grown,
-        "treated": treated,
-        "price_min": price_min,
-        "price_max": price_max,
-        "rating_min": rating_min,
-        "availability": _split(availability),
-        "page": page,
-        "limit": limit,
-        "sort_by": sort_by,
-        "sort_order": sort_order,
-        "cursor": cursor,
-        "count": count,
+    # Every flag but the last four is a DiamondSearch field of the same name.
+    given = {name: value for name, value in locals().items() if name in catalogue.FIELDS}
+    filters: dict[str, Any] = {
+        name: _split(value) if name in catalogue.LIST_FILTERS else value
+        for name, value in given.items()
+        if value is not None  # no_bgm False (the flag absent) is no filter too
     }
-    filters = {key: value for key, value in given.items() if value is not None}
     if sql and explain:
         raise UserError("--sql and --explain are alternatives: pass one", EXIT_USAGE)
+    shown = catalogue.projection_arg(projection)
     if sql:
-        rendered = catalogue.render_search(**filters)
-        print(rendered.sql.strip())
-        print("-- parameters:")
-        for key, value in rendered.params.items():
-            print(f"--   {key} = {value!r}")
+        _print_rendered(catalogue.render_search(**filters, projection=shown))
         return
     url = _require_url(database_url)
     _probe(url)
     if explain:
-        for line in asyncio.run(_explain(url, filters)):
+        for line in asyncio.run(_explain(url, filters, shown)):
             print(line)
         return
-    page_ = asyncio.run(_search(url, filters))
+    page_ = asyncio.run(_search(url, filters, shown))
     print_page(_stdout(), page_, title="diamonds")
 
 
-async def _search(url: str, filters: dict[str, Any]) -> Any:
+def _print_rendered(rendered: RenderedQuery) -> None:
+    """A composed statement and its parameters, as --sql shows them."""
+    print(rendered.sql.strip())
+    print("-- parameters:")
+    for key, value in rendered.params.items():
+        print(f"--   {key} = {value!r}")
+
+
+async def _search(url: str, filters: dict[str, Any], projection: Projection) -> Any:
     async with _database(url) as db:
-        return await db.search_diamonds(**filters)
+        return await db.search_diamonds(**filters, projection=projection)
 
 
-async def _explain(url: str, filters: dict[str, Any]) -> list[str]:
+async def _explain(url: str, filters: dict[str, Any], projection: Projection) -> list[str]:
     from .search import EXPLAIN_ANALYZE, render_search
 
-    rendered = render_search(**filters)
+    rendered = render_search(**filters, projection=projection)
     async with _database(url) as db:
         rows = await db._composed(
             "explain_search", "reader", EXPLAIN_ANALYZE + rendered.sql, rendered.params, tuple_row
         )
     return [str(row[0]) for row in rows]
+
+
+# -- facets ---------------------------------------------------------------------
+
+
+def _search_filter_flags() -> list[inspect.Parameter]:
+    """The flags of `search` that are search filters: `facets` takes the same ones."""
+    from .search import PREDICATES
+
+    flags = inspect.signature(search, eval_str=True).parameters.values()
+    return [flag for flag in flags if flag.name in PREDICATES]
+
+
+def _search_filters(flags: dict[str, Any]) -> dict[str, Any]:
+    """The filters of the given filter flags: absent ones dropped, list flags split."""
+    from .search import LIST_FILTERS
+
+    return {
+        name: _split(value) if name in LIST_FILTERS else value
+        for name, value in flags.items()
+        if value is not None
+    }
+
+
+def facets(
+    facet: Annotated[
+        str | None,
+        typer.Option(
+            "--facets", help="Comma-separated facets (default: all eight).", show_default=False
+        ),
+    ] = None,
+    count: Annotated[str, typer.Option(help="exact or capped.")] = "exact",
+    count_cap: Annotated[int, typer.Option(help="With --count capped.")] = 10_000,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the composed SQL and parameters.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    **flags: Any,
+) -> None:
+    """Count active diamonds by facet, as a storefront's filter panel shows them.
+
+    Filter flags are `search`'s; each facet's counts apply every filter but its own.
+    """
+    from .facets import FACET_NAMES, check_count_mode, compose_facets, facet_names
+    from .search import build_search
+
+    names = facet_names(_split(facet) or FACET_NAMES)
+    options = {**_search_filters(flags), "count": count, "count_cap": count_cap}
+    searched = build_search(None, options)
+    check_count_mode(searched)
+    if sql:
+        _print_rendered(compose_facets(searched, names))
+        return
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def count_facets() -> Any:
+        async with _database(url) as db:
+            return await db.search_facets(names, **options)
+
+    print_facets(_stdout(), asyncio.run(count_facets()), title="facet counts")
+
+
+# The command's flags: its own, then every filter flag of `search`.
+facets.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        *(
+            p
+            for p in inspect.signature(facets, eval_str=True).parameters.values()
+            if p.kind != p.VAR_KEYWORD
+        ),
+        *_search_filter_flags(),
+    ]
+)
+app.command()(facets)
 
 
 # -- runs, errors, status (the operations dashboard) ------------------------------
@@ -799,6 +897,230 @@ def _dashboard(database_url: str | None, read: Callable[[Database], Awaitable[T]
             return await read(db)
 
     return asyncio.run(call())
+
+
+# -- catalogue jobs -------------------------------------------------------------
+
+jobs_app = typer.Typer(
+    name="jobs",
+    help="Catalogue jobs: re-price or re-rate the live diamonds after a rule change.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs_app)
+
+JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False)]
+WorkerId = Annotated[
+    str | None,
+    typer.Option("--worker-id", help="This worker's name (default: host:pid).", show_default=False),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=100_000, help="Diamonds per transaction.")
+]
+_JOB_FIELDS: Final = (
+    "id", "kind", "status", "phase", "reason", "filters", "triggered_by_rule_id", "total",
+    "processed", "changed", "restored", "skipped", "retry_count", "error", "checkpoint",
+    "suppliers", "lease_holder", "lease_expires_at", "created_at", "started_at",
+    "finished_at", "reverted_at",
+)  # fmt: skip
+
+
+def _worker(worker_id: str | None) -> str:
+    import os
+    import socket
+
+    return worker_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _search_flags(args: Sequence[str]) -> dict[str, Any]:
+    """`jobs start`'s filter flags, parsed by the `search` command itself (the same flags).
+
+    Only search filters are kept; list flags are split on commas as `search` does.
+    """
+    from .search import PREDICATES, DiamondSearch
+
+    command = typer.main.get_command(app)
+    search_command = command.commands["search"]  # type: ignore[attr-defined]
+    context = search_command.make_context("search", list(args))
+    types = {f.name: str(f.type) for f in dataclasses.fields(DiamondSearch)}
+    filters: dict[str, Any] = {}
+    for name, value in context.params.items():
+        source = context.get_parameter_source(name)
+        given = source is not None and source.name != "DEFAULT"
+        if value is None or name not in PREDICATES:
+            if given and value is not None and name != "database_url":
+                raise UserError(f"jobs start: --{name.replace('_', '-')} is not a filter", 2)
+            continue
+        listed = "Values" in types[name] or "Sequence" in types[name]
+        filters[name] = _split(value) if listed and isinstance(value, str) else value
+    return filters
+
+
+def _print_job(console: Console, job: Any) -> None:
+    table = Table(show_header=False, box=None)
+    for name in _JOB_FIELDS:
+        value = getattr(job, name)
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    kind: Annotated[str | None, typer.Option(help="pricing or rating.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The newest jobs first."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> list[Any]:
+        async with _database(url) as db:
+            return await db.list_catalogue_jobs(kind, limit)  # type: ignore[arg-type]
+
+    table = Table("id", "kind", "status", "processed", "changed", "created", "reason")
+    for job in asyncio.run(run()):
+        done = f"{job.processed:,}" + (f"/{job.total:,}" if job.total is not None else "")
+        created = job.created_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            str(job.id), job.kind, job.status, done, f"{job.changed:,}", created, job.reason
+        )
+    _stdout().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, database_url: DatabaseUrl = None) -> None:
+    """Every field of one job."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.get_catalogue_job(job_id)
+
+    job = asyncio.run(run())
+    if job is None:
+        raise UserError(f"no catalogue job {job_id}")
+    _print_job(_stdout(), job)
+
+
+@jobs_app.command(
+    "start", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def jobs_start(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="pricing or rating.", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why (kept with the job).")] = "manual",
+    rule_id: Annotated[
+        str | None, typer.Option(help="The rule change that triggered it.", show_default=False)
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Start a job over the live diamonds matching the search filters that follow
+    (the flags of `diamond-db search`, e.g. --shape ROUND --carat-min 1)."""
+    filters = _search_flags(ctx.args)
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.start_catalogue_job(
+                kind,  # type: ignore[arg-type]
+                reason=reason,
+                filters=filters or None,
+                triggered_by_rule_id=rule_id,
+            )
+
+    job = asyncio.run(run())
+    _stdout().print(f"started {job.kind} job {job.id}: {job.total:,} diamonds", markup=False)
+
+
+def _work_job(url: str, job_id: str, worker: str, batch_size: int, revert: bool) -> Any:
+    """Work (or revert) a job with a progress bar: rows/s and ETA."""
+    console = _stdout()
+
+    async def run(progress: Progress) -> Any:
+        async with _database(url) as db:
+            job = await db.get_catalogue_job(job_id)
+            if job is None:
+                raise UserError(f"no catalogue job {job_id}")
+            total = job.changed if revert or job.phase == "revert" else job.total
+            task = progress.add_task(f"{job.kind} job", total=total)
+
+            def advance(current: Any) -> None:
+                done = current.restored + current.skipped if current.phase == "revert" else None
+                progress.update(task, completed=current.processed if done is None else done)
+
+            work = db.revert_catalogue_job if revert else db.run_catalogue_job
+            return await work(job.id, worker_id=worker, batch_size=batch_size, on_progress=advance)
+
+    with progress_bars(console) as progress:
+        job = asyncio.run(run(progress))
+    console.print(
+        f"job {job.id} is {job.status}: {job.processed:,} processed, {job.changed:,} changed"
+        + (
+            f", {job.restored:,} restored, {job.skipped:,} skipped" if job.phase == "revert" else ""
+        ),
+        markup=False,
+    )
+    return job
+
+
+@jobs_app.command("work")
+def jobs_work(
+    job_id: JobId,
+    worker_id: WorkerId = None,
+    batch_size: BatchSize = 5_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Work a job to its end (resumes from its checkpoint; leaves if another worker holds it)."""
+    url = _require_url(database_url)
+    _probe(url)
+    _work_job(url, job_id, _worker(worker_id), batch_size, revert=False)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId, database_url: DatabaseUrl = None) -> None:
+    """Cancel a pending or running job (a running one stops at its next batch)."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.cancel_catalogue_job(job_id)
+
+    job = asyncio.run(run())
+    _stdout().print(f"job {job.id} is {job.status}", markup=False)
+
+
+@jobs_app.command("revert")
+def jobs_revert(
+    job_id: JobId,
+    worker_id: WorkerId = None,
+    batch_size: BatchSize = 5_000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Restore what a completed or cancelled job changed (diamonds changed since are kept)."""
+    url = _require_url(database_url)
+    _probe(url)
+    _work_job(url, job_id, _worker(worker_id), batch_size, revert=True)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: JobId,
+    max_retries: Annotated[int, typer.Option(min=0, max=1000)] = 3,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a failed job pending again (then `jobs work` resumes it, in its phase)."""
+    url = _require_url(database_url)
+    _probe(url)
+
+    async def run() -> Any:
+        async with _database(url) as db:
+            return await db.retry_catalogue_job(job_id, max_retries=max_retries)
+
+    job = asyncio.run(run())
+    _stdout().print(f"job {job.id} is {job.status} (retry {job.retry_count})", markup=False)
 
 
 # -- demo -----------------------------------------------------------------------

@@ -1,19 +1,21 @@
 """`diamond-db demo`: the platform's whole job, end to end, on a throw-away database.
 
-A scheduler creates a run; several workers store raw supplier payloads
-concurrently and bump the run's atomic counter, which tells the last one;
-that worker starts the consolidators, which claim raw rows (SKIP LOCKED),
-price them with the pricing rules and upsert them into `diamonds`. Then the
-API's side: searches, a hold, an idempotent purchase, and a checkout walked
-through payment and supplier order, its payment webhook replayed to show it
-changes nothing. Every step goes through
-the library's own operations; the summary is re-read from the database.
+Two supplier feeds ingest side by side. For each, a scheduler creates a run;
+several workers store raw supplier payloads concurrently and bump the run's
+atomic counter, which tells the last one; that worker starts the feed's
+consolidators, which claim raw rows of their feed only (SKIP LOCKED), price
+them with the pricing rules and upsert them into `diamonds`. Then the API's
+side: searches, the filter panel's facet counts, a recommendation, a hold, an
+idempotent purchase, and a checkout walked through payment and supplier order,
+its payment webhook replayed to show it changes nothing. Every step goes
+through the library's own operations; the summary is re-read from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -26,17 +28,19 @@ import psycopg
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from ._server import throwaway_database
 from .database import Database
 from .errors import DiamondDBError
-from .presentation import bulk_settings, print_page, where
-from .records import Diamond, PricingRule, PurchaseHistory
+from .presentation import bulk_settings, money, print_facets, print_page, where
+from .records import Diamond, Facets, PricingRule, PurchaseHistory, Recommendations
 from .synthetic import batched, diamond_from_payload, priced, raw_input, raw_payloads
 
 RAW_PAGE: int = 1_000
 CLAIM_BATCH: int = 1_000
-SUPPLIER: str = "nivoda"
+# The two feeds: the platform's first one gets two thirds of the offers.
+FEEDS: tuple[str, str] = ("nivoda", "vdb")
 
 # The seed README's example search, as the platform's API sends it.
 README_SEARCH: dict[str, Any] = {
@@ -71,6 +75,10 @@ SEARCHES: tuple[tuple[str, dict[str, Any]], ...] = (
         },
     ),
 )
+# The README search's filters, without its sort: what the filter panel counts.
+FACET_FILTERS: dict[str, Any] = {
+    k: v for k, v in README_SEARCH.items() if k not in ("sort_by", "sort_order")
+}
 # Rules the demo adds on top of the default one bootstrap seeds (priority 1000, x1.15).
 DEMO_RULES: tuple[dict[str, Any], ...] = (
     {"priority": 10, "lab_grown": True, "markup_ratio": Decimal("1.40"), "rating": 4},
@@ -101,10 +109,9 @@ class DemoOptions:
 
 
 @dataclass
-class DemoSummary:
-    """What the demo did, re-read from the database where the database knows it."""
+class FeedSummary:
+    """One feed's run, re-read from the database."""
 
-    where: str = ""
     run_id: uuid.UUID | None = None
     expected_workers: int = 0
     completed_workers: int = 0
@@ -113,10 +120,22 @@ class DemoSummary:
     raw_stored: int = 0
     raw_pending: int = 0
     consolidated: int = 0
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did, re-read from the database where the database knows it."""
+
+    where: str = ""
+    key: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # idempotency keys
+    feeds: dict[str, FeedSummary] = field(default_factory=dict)
     diamonds_active: int = 0
     diamonds_available: int = 0
     priced_by: Counter[str] = field(default_factory=Counter)
     searches: list[tuple[str, Any]] = field(default_factory=list)
+    facets: Facets | None = None
+    anchor: Diamond | None = None
+    recommendations: Recommendations | None = None
     held: Diamond | None = None
     hold_id: str = ""
     rival_hold_refused: bool = False
@@ -136,36 +155,51 @@ class _Pricing:
     the memo only spares a round trip per diamond with an already-seen key.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, supplier: str) -> None:
         self._db = db
+        self._supplier = supplier
         self._seen: dict[tuple[Decimal, str, bool], PricingRule | None] = {}
 
     async def rule(self, carats: Decimal, shape: str, lab_grown: bool) -> PricingRule | None:
         key = (carats, shape, lab_grown)
         if key not in self._seen:
-            self._seen[key] = await self._db.match_pricing_rule(carats, shape, lab_grown, SUPPLIER)
+            self._seen[key] = await self._db.match_pricing_rule(
+                carats, shape, lab_grown, self._supplier
+            )
         return self._seen[key]
 
 
 class _Pipeline:
-    """One ingestion run: workers, the last-worker hand-off, consolidators."""
+    """One feed's ingestion run: workers, the last-worker hand-off, consolidators."""
 
-    def __init__(self, db: Database, options: DemoOptions, progress: Progress) -> None:
+    def __init__(
+        self,
+        db: Database,
+        options: DemoOptions,
+        progress: Progress,
+        supplier: str,
+        rows: int,
+        seed: int,
+    ) -> None:
         self.db = db
         self.options = options
         self.progress = progress
-        self.pricing = _Pricing(db)
-        self.summary = DemoSummary()
-        self.ingest_task: TaskID = progress.add_task("workers storing raw payloads", total=0)
-        self.consolidate_task: TaskID = progress.add_task("consolidating into diamonds", total=0)
+        self.supplier = supplier
+        self.rows = rows
+        self.seed = seed
+        self.pricing = _Pricing(db, supplier)
+        self.summary = FeedSummary()
+        self.priced_by: Counter[str] = Counter()
+        self.ingest_task: TaskID = progress.add_task(f"{supplier}: storing raw payloads", total=0)
+        self.consolidate_task: TaskID = progress.add_task(f"{supplier}: consolidating", total=0)
 
-    async def run(self) -> DemoSummary:
+    async def run(self) -> FeedSummary:
         options = self.options
-        run = await self.db.create_run_metadata("full", options.workers)
+        run = await self.db.create_run_metadata("full", options.workers, supplier=self.supplier)
         self.summary.run_id = run.run_id
-        self.progress.update(self.ingest_task, total=options.rows)
-        self.progress.update(self.consolidate_task, total=options.rows)
-        share, extra = divmod(options.rows, options.workers)
+        self.progress.update(self.ingest_task, total=self.rows)
+        self.progress.update(self.consolidate_task, total=self.rows)
+        share, extra = divmod(self.rows, options.workers)
         starts = [i * share + min(i, extra) for i in range(options.workers + 1)]
         await asyncio.gather(
             *(
@@ -182,9 +216,10 @@ class _Pipeline:
             run_id, partition, uuid.uuid4(), {"start": start, "rows": rows}
         )
         stored = 0
-        payloads = raw_payloads(rows, self.options.seed, start=start)
+        payloads = raw_payloads(rows, self.seed, start=start)
         for page in batched(payloads, RAW_PAGE):
-            stored += await self.db.upsert_raw_diamonds(run_id, [raw_input(p) for p in page])
+            batch = [raw_input(p) for p in page]
+            stored += await self.db.upsert_raw_diamonds(run_id, batch, supplier=self.supplier)
             self.progress.update(self.ingest_task, advance=len(page))
         await self.db.update_worker_run(work.id, "completed", rows)
         self.summary.raw_stored += stored
@@ -194,24 +229,32 @@ class _Pipeline:
             await self.consolidate(run_id)
 
     async def consolidate(self, run_id: uuid.UUID) -> None:
-        """Several consolidators claim disjoint batches until nothing is pending."""
+        """Several consolidators claim disjoint batches of this feed until nothing is pending."""
         await asyncio.gather(
-            *(self.consolidator(f"consolidator-{i}") for i in range(self.options.consolidators))
+            *(
+                self.consolidator(f"{self.supplier}-consolidator-{i}")
+                for i in range(self.options.consolidators)
+            )
         )
         await self.db.complete_run(run_id, datetime.now(UTC))
 
     async def consolidator(self, name: str) -> None:
-        while claimed := await self.db.claim_unconsolidated_raw_diamonds(CLAIM_BATCH, name):
+        feed = self.supplier
+        while claimed := await self.db.claim_unconsolidated_raw_diamonds(
+            CLAIM_BATCH, name, supplier=feed
+        ):
             diamonds = []
             for raw in claimed:
-                diamond = diamond_from_payload(raw.payload)
+                diamond = dataclasses.replace(diamond_from_payload(raw.payload), supplier=feed)
                 rule = await self.pricing.rule(diamond.carats, diamond.shape, diamond.lab_grown)
                 if rule is not None:
                     diamond = priced(diamond, rule.markup_ratio, rule.rating)
                 diamonds.append(diamond)
-                self.summary.priced_by[f"x{rule.markup_ratio}" if rule else "unpriced"] += 1
+                self.priced_by[f"x{rule.markup_ratio}" if rule else "unpriced"] += 1
             await self.db.upsert_diamonds(diamonds)
-            await self.db.mark_as_consolidated([raw.id for raw in claimed], claimed_by=name)
+            await self.db.mark_as_consolidated(
+                [raw.id for raw in claimed], claimed_by=name, supplier=feed
+            )
             self.summary.consolidated += len(claimed)
             self.progress.update(self.consolidate_task, advance=len(claimed))
 
@@ -228,32 +271,63 @@ async def holds_diamonds(db: Database) -> bool:
 async def run_demo(
     db: Database, options: DemoOptions, console: Console, progress: Progress
 ) -> DemoSummary:
-    """Bootstrap, ingest, consolidate, search, hold and buy on `db`; summarise from the database."""
+    """Bootstrap, ingest two feeds, search, count facets, recommend, hold and buy on `db`;
+    summarise from the database."""
     started = time.perf_counter()
     console.print("[bold]1.[/] schema (sql/bootstrap.sql) and two extra pricing rules")
     await db.bootstrap()
     for rule in DEMO_RULES:
         await db.create_pricing_rule(**rule)
+    summary = DemoSummary()
+    shares = feed_rows(options.rows)
     console.print(
-        f"[bold]2.[/] run: {options.workers} workers store {options.rows:,} raw payloads "
-        f"concurrently; the last one starts {options.consolidators} consolidators"
+        f"[bold]2.[/] two feeds side by side ({', '.join(FEEDS)}): per feed, a run of "
+        f"{options.workers} workers stores its raw payloads concurrently; the last one starts "
+        f"{options.consolidators} consolidators that claim that feed's rows only"
     )
+    pipelines = [
+        _Pipeline(db, options, progress, feed, rows, options.seed + n)
+        for n, (feed, rows) in enumerate(zip(FEEDS, shares, strict=True))
+    ]
     with progress:
-        summary = await _Pipeline(db, options, progress).run()
+        feeds = await asyncio.gather(*(pipeline.run() for pipeline in pipelines))
+    summary.feeds = dict(zip(FEEDS, feeds, strict=True))
+    for pipeline in pipelines:
+        summary.priced_by.update(pipeline.priced_by)
     console.print("[bold]3.[/] searches, as the API runs them")
     for title, filters in SEARCHES:
         page = await db.search_diamonds(**filters, limit=options.limit)
         summary.searches.append((title, page))
-    console.print("[bold]4.[/] a hold, a rival hold, and a purchase retried with its key")
+    console.print("[bold]4.[/] the filter panel of the README search: facet counts, one statement")
+    summary.facets = await db.search_facets(**FACET_FILTERS)
+    console.print("[bold]5.[/] a product page: three recommended stones, one statement")
+    await _recommend(db, summary)
+    console.print("[bold]6.[/] a hold, a rival hold, and a purchase retried with its key")
     await _hold_and_buy(db, summary)
     console.print(
-        "[bold]5.[/] a checkout: converted to EUR, paid, supplier order placed; "
+        "[bold]7.[/] a checkout: converted to EUR, paid, supplier order placed; "
         "the payment webhook replayed"
     )
     await _checkout(db, summary)
     await _reread(db, summary)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def feed_rows(rows: int) -> tuple[int, int]:
+    """How many of `rows` offers each feed sends: two thirds, one third."""
+    second = rows // 3
+    return rows - second, second
+
+
+async def _recommend(db: Database, summary: DemoSummary) -> None:
+    """Recommendations for the first stone of the README search (or of any search)."""
+    page = await db.search_diamonds(**README_SEARCH, limit=1, count="none")
+    if not page.items:
+        page = await db.search_diamonds(limit=1, count="none")
+    if page.items:
+        summary.anchor = page.items[0]
+        summary.recommendations = await db.get_recommended_diamonds(summary.anchor.id)
 
 
 async def _hold_and_buy(db: Database, summary: DemoSummary) -> None:
@@ -280,7 +354,7 @@ async def _hold_and_buy(db: Database, summary: DemoSummary) -> None:
         supplier_hold_id="rival-hold",
     )
     summary.rival_hold_refused = hold is not None and rival is None
-    key = f"demo-purchase-{summary.run_id}"
+    key = f"demo-purchase-{summary.key}"
     purchase: dict[str, Any] = {
         "diamond_id": target.id,
         "supplier": target.supplier,
@@ -309,7 +383,7 @@ async def _checkout(db: Database, summary: DemoSummary) -> None:
         offer_id=target.offer_id,
         amount_cents=await db.convert_cents(usd, "USD", "EUR"),
         currency="EUR",
-        idempotency_key=f"demo-checkout-{summary.run_id}",
+        idempotency_key=f"demo-checkout-{summary.key}",
     )
     if order is None or order.order_number is None:
         return
@@ -324,17 +398,18 @@ async def _checkout(db: Database, summary: DemoSummary) -> None:
 
 async def _reread(db: Database, summary: DemoSummary) -> None:
     """Fill the summary's counts from the database itself."""
-    assert summary.run_id is not None
-    run = await db.get_run_metadata(summary.run_id)
-    assert run is not None
-    summary.expected_workers = run.expected_workers
-    summary.completed_workers = run.completed_workers
-    summary.run_completed = run.completed_at is not None
-    summary.raw_pending = await db.get_unconsolidated_count()
+    for feed, fed in summary.feeds.items():
+        assert fed.run_id is not None
+        run = await db.get_run_metadata(fed.run_id)
+        assert run is not None
+        fed.expected_workers = run.expected_workers
+        fed.completed_workers = run.completed_workers
+        fed.run_completed = run.completed_at is not None
+        fed.raw_pending = await db.get_unconsolidated_count(supplier=feed)
     summary.diamonds_active = (await db.search_diamonds(limit=1)).total or 0
     available = await db.search_diamonds(availability="available", limit=1)
     summary.diamonds_available = available.total or 0
-    purchase = await db.get_purchase_by_idempotency_key(f"demo-purchase-{summary.run_id}")
+    purchase = await db.get_purchase_by_idempotency_key(f"demo-purchase-{summary.key}")
     if purchase is not None:
         summary.held = await db.get_diamond_by_id(purchase.diamond_id)
     if summary.order_number:
@@ -344,7 +419,7 @@ async def _reread(db: Database, summary: DemoSummary) -> None:
 
 
 async def _on(url: str, options: DemoOptions, console: Console, progress: Progress) -> DemoSummary:
-    pool = options.workers + options.consolidators + 2
+    pool = len(FEEDS) * (options.workers + options.consolidators) + 2
     db = Database(url, min_size=1, max_size=pool, **bulk_settings())
     # Before opening: opening checks the schema. Refuses a database that is not
     # empty and not at the current version.
@@ -395,22 +470,67 @@ def _checkout_rows(summary: DemoSummary) -> list[tuple[str, str]]:
     ]
 
 
+def _feed_rows(summary: DemoSummary) -> list[tuple[str, str]]:
+    rows = []
+    for feed, fed in summary.feeds.items():
+        state = "completed" if fed.run_completed else "not completed"
+        rows += [
+            (f"{feed} run", f"{fed.run_id} ({state})"),
+            (f"{feed} workers completed", f"{fed.completed_workers} of {fed.expected_workers}"),
+            (f"{feed} last worker", f"{fed.last_worker} (told by the atomic counter)"),
+            (
+                f"{feed} raw payloads",
+                f"{fed.raw_stored:,} stored, {fed.consolidated:,} consolidated",
+            ),
+        ]
+    return rows
+
+
+def _print_recommendations(console: Console, summary: DemoSummary) -> None:
+    anchor, picks = summary.anchor, summary.recommendations
+    if anchor is None or picks is None:
+        return
+    table = Table(
+        title=f"Recommended for {anchor.supplier_stone_id} ({anchor.shape} {anchor.carats} ct "
+        f"{anchor.color or ''} {anchor.clarity or ''})",
+        title_justify="left",
+    )
+    for column in ("slot", "stone", "carats", "grade", "rating"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("retail", justify="right", no_wrap=True)
+    slots = (
+        ("highest rated", picks.highest_rated),
+        ("most expensive", picks.most_expensive),
+        ("mid rated", picks.mid_rated),
+    )
+    for slot, d in slots:
+        if d is None:
+            table.add_row(slot, "(none)")
+            continue
+        grade = Text(f"{d.color or '?'} {d.clarity or '?'}")
+        rating = f"{d.rating or ''}"
+        retail = money(d.retail_price_cents)
+        table.add_row(slot, Text(d.supplier_stone_id), f"{d.carats}", grade, rating, retail)
+    console.print(table)
+
+
 def print_summary(console: Console, summary: DemoSummary) -> None:
-    """The searches as tables, then one line per fact."""
+    """The searches, facet counts and recommendations as tables, then one line per fact."""
     for title, page in summary.searches:
         print_page(console, page, title=title)
+    if summary.facets is not None:
+        print_facets(console, summary.facets, title="Facet counts of the README search's filters")
+    _print_recommendations(console, summary)
     table = Table(title="What happened", title_justify="left", show_header=False, box=None)
     table.add_column("fact", style="bold")
     table.add_column("value")
     held = summary.held
     rows = [
         ("database", summary.where),
-        ("run", f"{summary.run_id} ({'completed' if summary.run_completed else 'not completed'})"),
-        ("workers completed", f"{summary.completed_workers} of {summary.expected_workers}"),
-        ("last worker", f"{summary.last_worker} (told by the atomic counter)"),
-        ("raw payloads stored", f"{summary.raw_stored:,}"),
-        ("raw payloads consolidated", f"{summary.consolidated:,}"),
-        ("raw payloads pending", f"{summary.raw_pending:,}"),
+        *_feed_rows(summary),
+        ("raw payloads stored", f"{sum(f.raw_stored for f in summary.feeds.values()):,}"),
+        ("raw payloads consolidated", f"{sum(f.consolidated for f in summary.feeds.values()):,}"),
+        ("raw payloads pending", f"{sum(f.raw_pending for f in summary.feeds.values()):,}"),
         ("active diamonds", f"{summary.diamonds_active:,}"),
         ("available diamonds", f"{summary.diamonds_available:,}"),
         (

@@ -41,6 +41,15 @@ class IdempotencyConflict(DiamondDBError):
         self.idempotency_key = idempotency_key
 
 
+class JobConflict(DiamondDBError):
+    """A catalogue job cannot make this move: another job of its kind is active, or
+    its status does not allow it (a retry past max_retries, a cancel of a finished job).
+
+    The one-active-job rule is the database's (a partial unique index), so this
+    comes after SQL was sent.
+    """
+
+
 class DuplicateApiKey(DiamondDBError):
     """create_api_key: a key with this hash is already registered.
 

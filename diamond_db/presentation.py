@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Final
 
 from psycopg.conninfo import conninfo_to_dict
 from rich.cells import cell_len
+from rich.columns import Columns
 from rich.console import Console, JustifyMethod
 from rich.progress import (
     BarColumn,
@@ -29,7 +30,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from .records import Diamond
+from .records import Diamond, DiamondSummary, Facets
 from .search import Page
 
 # Bulk statements of seed and demo legitimately take longer than a request's statement.
@@ -106,32 +107,47 @@ def money(cents: int | None) -> str:
     return "" if cents is None else f"${Decimal(cents) / 100:,.2f}"
 
 
+def _text(value: str | None) -> str:
+    return value or ""
+
+
+def _origin(lab_grown: bool) -> str:
+    return "lab-grown" if lab_grown else "natural"
+
+
 @dataclass(frozen=True, slots=True)
 class _Column:
-    """One column of the diamonds table: its header, alignment and cell text."""
+    """One column of the diamonds table: its header, alignment, the field it shows, as text."""
 
     header: str
     justify: JustifyMethod
-    cell: Callable[[Diamond], str]
+    field: str
+    text: Callable[[Any], str]
+
+    def cell(self, record: Any) -> str:
+        return self.text(getattr(record, self.field))
 
 
-# In display order.
+# In display order. A DiamondSummary (projection="list") has no stone number and no
+# price per carat: its table starts with the id instead.
 _DIAMOND_COLUMNS: Final = (
-    _Column("stone", "left", lambda d: d.supplier_stone_id),
-    _Column("shape", "left", lambda d: d.shape),
-    _Column("carats", "right", lambda d: f"{d.carats}"),
-    _Column("color", "center", lambda d: d.color or ""),
-    _Column("clarity", "center", lambda d: d.clarity or ""),
-    _Column("cut", "center", lambda d: d.cut or ""),
-    _Column("origin", "left", lambda d: "lab-grown" if d.lab_grown else "natural"),
-    _Column("price", "right", lambda d: money(d.supplier_price_cents)),
-    _Column("per carat", "right", lambda d: money(d.price_per_carat_cents)),
-    _Column("retail", "right", lambda d: money(d.retail_price_cents)),
-    _Column("availability", "left", lambda d: d.availability),
+    _Column("stone", "left", "supplier_stone_id", str),
+    _Column("id", "left", "id", str),
+    _Column("shape", "left", "shape", str),
+    _Column("carats", "right", "carats", str),
+    _Column("color", "center", "color", _text),
+    _Column("clarity", "center", "clarity", _text),
+    _Column("cut", "center", "cut", _text),
+    _Column("origin", "left", "lab_grown", _origin),
+    _Column("price", "right", "supplier_price_cents", money),
+    _Column("per carat", "right", "price_per_carat_cents", money),
+    _Column("retail", "right", "retail_price_cents", money),
+    _Column("availability", "left", "availability", str),
 )
-# Which columns a narrow console keeps, most wanted first (the stone is always shown).
+# Which columns a narrow console keeps, most wanted first (the first is always shown).
 _KEEP_ORDER: Final = (
     "stone",
+    "id",
     "price",
     "carats",
     "shape",
@@ -158,7 +174,7 @@ def _choose_columns(widths: dict[str, int], available: int) -> list[str]:
     """
     budget = available - 1
     chosen: list[str] = []
-    for header in _KEEP_ORDER:
+    for header in (h for h in _KEEP_ORDER if h in widths):
         needed = widths[header] + _COLUMN_FRAME
         if not chosen or needed <= budget:
             chosen.append(header)
@@ -166,21 +182,30 @@ def _choose_columns(widths: dict[str, int], available: int) -> list[str]:
     return chosen
 
 
-def print_page(console: Console, page: Page[Diamond], *, title: str) -> None:
+def _columns_of(record: type[Any]) -> list[_Column]:
+    """The columns a record can fill: the stone number, or the id when it has none."""
+    names = {f.name for f in fields(record)}
+    if "supplier_stone_id" in names:
+        names.discard("id")
+    return [c for c in _DIAMOND_COLUMNS if c.field in names]
+
+
+def print_page(console: Console, page: Page[Diamond] | Page[DiamondSummary], *, title: str) -> None:
     """A page of diamonds as a table as wide as the console allows, and its paging line.
 
     Columns are chosen by width so that no cell wraps: an id or a price is
     never split across lines; the least wanted columns are left out and named
     under the table.
     """
-    cells = {c.header: [c.cell(d) for d in page.items] for c in _DIAMOND_COLUMNS}
+    available = _columns_of(type(page.items[0]) if page.items else Diamond)
+    cells = {c.header: [c.cell(d) for d in page.items] for c in available}
     widths = {
         header: max([cell_len(header), *(cell_len(text) for text in texts)])
         for header, texts in cells.items()
     }
     shown = set(_choose_columns(widths, console.width))
-    hidden = [c.header for c in _DIAMOND_COLUMNS if c.header not in shown]
-    columns = [c for c in _DIAMOND_COLUMNS if c.header in shown]
+    hidden = [c.header for c in available if c.header not in shown]
+    columns = [c for c in available if c.header in shown]
     table = Table(
         title=title,
         title_justify="left",
@@ -201,7 +226,7 @@ def print_page(console: Console, page: Page[Diamond], *, title: str) -> None:
     console.print(_paging_line(page), markup=False, soft_wrap=True)
 
 
-def _paging_line(page: Page[Diamond]) -> str:
+def _paging_line(page: Page[Any]) -> str:
     if page.total == 0:
         return "no diamond matches"
     if page.total is None:
@@ -212,3 +237,20 @@ def _paging_line(page: Page[Diamond]) -> str:
     shown = f"{len(page.items)} shown"
     cursor = f"; next page: --cursor {page.next_cursor}" if page.next_cursor else ""
     return f"{shown}; {total}{cursor}"
+
+
+def print_facets(console: Console, facets: Facets, *, title: str) -> None:
+    """Facet counts side by side, one small table per facet (None shown as "(none)")."""
+    tables = []
+    for facet, counts in facets.items():
+        table = Table(title=facet, title_justify="left")
+        table.add_column("value", no_wrap=True)
+        table.add_column("count", justify="right", no_wrap=True)
+        for value, n in counts.items():
+            plus = "+" if (facet, value) in facets.capped else ""
+            table.add_row(Text("(none)" if value is None else str(value)), f"{n:,}{plus}")
+        tables.append(table)
+    console.print(Text(title, style="bold"))
+    console.print(Columns(tables))
+    if facets.capped:
+        console.print(f"+: more than {facets.count_cap:,} (count capped)", markup=False)

@@ -7,7 +7,7 @@ All are frozen and slotted: cheap to build, safe to share between tasks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,6 +27,11 @@ PurchaseStatus = Literal["pending", "confirmed", "failed"]
 CheckoutStatus = Literal["pending_payment", "paid", "confirmed", "expired"]
 PaymentStatus = Literal["pending", "paid", "expired"]
 SupplierOrderStatus = Literal["not_attempted", "pending", "placed", "failed", "conflict"]
+CatalogueJobKind = Literal["pricing", "rating"]
+CatalogueJobStatus = Literal[
+    "pending", "running", "cancelling", "cancelled", "completed", "failed", "reverting", "reverted"
+]
+CatalogueJobPhase = Literal["run", "revert"]
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -37,6 +42,35 @@ class DiamondImage(TypedDict):
 
     url: str
     display_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiamondSummary:
+    """A diamond as a result list shows it: search_diamonds(projection="list").
+
+    The columns of a storefront's result card only, so a page reads and sends
+    a fraction of a full `Diamond` row.
+    """
+
+    id: UUID
+    supplier: str
+    shape: str
+    carats: Decimal
+    color: str | None
+    clarity: str | None
+    cut: str | None
+    fancy_color: str | None
+    fancy_intensity: str | None
+    lab_grown: bool
+    supplier_price_cents: int
+    retail_price_cents: int | None
+    markup_ratio: Decimal | None
+    rating: int | None
+    availability: Availability
+    certificate_lab: str | None
+    image_url: str | None
+    video_url: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +135,7 @@ class Diamond:
     milky: str | None
     eye_clean: bool | None
     meta_images: list[DiamondImage] | None
+    pricing_rating: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -430,6 +465,92 @@ class PricingRule:
     active: bool
     created_at: datetime
     updated_at: datetime
+    price_min_cents: int | None
+    price_max_cents: int | None
+    fancy: bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RatingRule:
+    """A rating rule (table `rating_rules`); NULL criteria match everything.
+
+    List criteria are stored upper-cased and match case-insensitively; ranges
+    are inclusive, and a diamond without the value never matches a range.
+    """
+
+    id: UUID
+    priority: int
+    rating: int
+    supplier: str | None
+    shapes: list[str] | None
+    colors: list[str] | None
+    clarities: list[str] | None
+    cuts: list[str] | None
+    polishes: list[str] | None
+    symmetries: list[str] | None
+    fluorescences: list[str] | None
+    certificate_labs: list[str] | None
+    girdles: list[str] | None
+    culet_sizes: list[str] | None
+    lab_grown: bool | None
+    carat_min: Decimal | None
+    carat_max: Decimal | None
+    price_min_cents: int | None
+    price_max_cents: int | None
+    table_pct_min: Decimal | None
+    table_pct_max: Decimal | None
+    depth_pct_min: Decimal | None
+    depth_pct_max: Decimal | None
+    crown_angle_min: Decimal | None
+    crown_angle_max: Decimal | None
+    crown_height_min: Decimal | None
+    crown_height_max: Decimal | None
+    pavilion_angle_min: Decimal | None
+    pavilion_angle_max: Decimal | None
+    pavilion_depth_min: Decimal | None
+    pavilion_depth_max: Decimal | None
+    ratio_min: Decimal | None
+    ratio_max: Decimal | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogueJob:
+    """A re-pricing or re-rating job (table `catalogue_jobs`).
+
+    `filters` is the validated DiamondSearch filter set (None: every live
+    diamond); `phase` is "run" or "revert" (what working the job does);
+    `checkpoint` the last diamond id done in that phase. `processed` and
+    `changed` count the run; `restored` and `skipped` the revert (skipped:
+    diamonds changed since the job, left alone). `suppliers` are the suppliers
+    whose diamonds the job changed.
+    """
+
+    id: UUID
+    kind: CatalogueJobKind
+    status: CatalogueJobStatus
+    phase: CatalogueJobPhase
+    filters: JSONObject | None
+    reason: str
+    triggered_by_rule_id: UUID | None
+    total: int | None
+    processed: int
+    changed: int
+    restored: int
+    skipped: int
+    retry_count: int
+    error: str | None
+    checkpoint: UUID | None
+    suppliers: list[str]
+    lease_holder: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    reverted_at: datetime | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -510,6 +631,46 @@ class KeysetPage(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+FacetValue = str | bool | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Facets(Mapping[str, Mapping[FacetValue, int]]):
+    """search_facets' counts: {facet: {value: count}}, NULL values under None.
+
+    With count="capped", a count that reached `count_cap` is reported as the cap
+    and its (facet, value) is in `capped` ("10,000+"); `capped` is empty when
+    every count is exact.
+    """
+
+    counts: Mapping[str, Mapping[FacetValue, int]]
+    capped: frozenset[tuple[str, FacetValue]] = frozenset()
+    count_cap: int | None = None
+
+    def __getitem__(self, facet: str) -> Mapping[FacetValue, int]:
+        return self.counts[facet]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def is_exact(self) -> bool:
+        """True when no count was capped."""
+        return not self.capped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recommendations:
+    """get_recommended_diamonds' three distinct stones; a slot the pool cannot fill is None."""
+
+    highest_rated: Diamond | None
+    most_expensive: Diamond | None
+    mid_rated: Diamond | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

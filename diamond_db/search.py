@@ -17,19 +17,20 @@ import functools
 import hashlib
 import json
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 from uuid import UUID
 
 from psycopg.rows import RowMaker
 
 from ._rows import record_maker
 from .errors import ValidationError
-from .records import Availability, Diamond
+from .records import Availability, Diamond, DiamondSummary
 from .registry import default_registry
 from .validation import (
     AVAILABILITIES,
@@ -54,25 +55,42 @@ SortBy = Literal[
     "price_per_carat_cents",
     "retail_price_cents",
     "rating",
+    "ratio",
+    "certificate_lab",
+    "fluorescence_intensity",
+    "fancy_color",
+    "table_pct",
+    "depth_pct",
 ]
 SortOrder = Literal["asc", "desc"]
 CountMode = Literal["exact", "capped", "none"]
+Projection = Literal["full", "list"]
 Values = str | Sequence[str]
+Number = Decimal | int | float | str
 
 MAX_LIMIT: Final = 100  # the platform's cap on a page
 DEFAULT_COUNT_CAP: Final = 10_000
 COUNT_MODES: Final = ("exact", "capped", "none")
 SORT_ORDERS: Final = ("asc", "desc")
+PROJECTIONS: Final = ("full", "list")
+SUMMARY_FIELDS: Final = tuple(f.name for f in dataclasses.fields(DiamondSummary))
 
 
 # -- THE CATALOGUE -------------------------------------------------------------
 # Every predicate and sort key a search can send, in one place. `d` is a live
 # diamond (`FROM (search_diamonds_base) AS d`); %(name)s is a bound parameter.
 # Present filters are joined with AND; absent ones (None, or an empty list) add
-# nothing. Indexes serving them: sql/bootstrap.sql, "search_diamonds".
+# nothing. A Switch is a boolean filter whose value picks its SQL (nothing is
+# bound). Indexes serving them: sql/bootstrap.sql, "search_diamonds".
 
-PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
+Switch = Mapping[bool, str]
+
+# no_bgm: a tint (brown, green, milky) is absent when NULL or a "none" value.
+_NO_TINT: Final = "coalesce(lower(d.{}), '') IN ('', 'none', 'no', 'n/a')"
+
+PREDICATES: Final[Mapping[str, str | Switch]] = MappingProxyType(
     {
+        "supplier": "d.supplier = ANY(%(supplier)s)",
         "shape": "d.shape = ANY(%(shape)s)",
         "carat_min": "d.carats >= %(carat_min)s",
         "carat_max": "d.carats <= %(carat_max)s",
@@ -88,7 +106,37 @@ PREDICATES: Final[Mapping[str, str]] = MappingProxyType(
         "price_min": "d.supplier_price_cents >= %(price_min)s",
         "price_max": "d.supplier_price_cents <= %(price_max)s",
         "rating_min": "d.rating >= %(rating_min)s",
+        "rating_max": "d.rating <= %(rating_max)s",
         "availability": "d.availability = ANY(%(availability)s)",
+        "retail_price_min": "d.retail_price_cents >= %(retail_price_min)s",
+        "retail_price_max": "d.retail_price_cents <= %(retail_price_max)s",
+        "fancy_color": {True: "d.fancy_color IS NOT NULL", False: "d.fancy_color IS NULL"},
+        "fancy_colors": "d.fancy_color = ANY(%(fancy_colors)s)",
+        "fancy_intensities": "d.fancy_intensity = ANY(%(fancy_intensities)s)",
+        "fluorescence_intensities": (
+            "d.fluorescence_intensity = ANY(%(fluorescence_intensities)s)"
+        ),
+        "ratio_min": "d.ratio >= %(ratio_min)s",
+        "ratio_max": "d.ratio <= %(ratio_max)s",
+        "table_min": "d.table_pct >= %(table_min)s",
+        "table_max": "d.table_pct <= %(table_max)s",
+        "depth_pct_min": "d.depth_pct >= %(depth_pct_min)s",
+        "depth_pct_max": "d.depth_pct <= %(depth_pct_max)s",
+        "crown_angle_min": "d.crown_angle >= %(crown_angle_min)s",
+        "crown_angle_max": "d.crown_angle <= %(crown_angle_max)s",
+        "pavilion_angle_min": "d.pavilion_angle >= %(pavilion_angle_min)s",
+        "pavilion_angle_max": "d.pavilion_angle <= %(pavilion_angle_max)s",
+        "length_min": "d.length_mm >= %(length_min)s",
+        "length_max": "d.length_mm <= %(length_max)s",
+        "width_min": "d.width_mm >= %(width_min)s",
+        "width_max": "d.width_mm <= %(width_max)s",
+        "depth_mm_min": "d.depth_mm >= %(depth_mm_min)s",
+        "depth_mm_max": "d.depth_mm <= %(depth_mm_max)s",
+        "eye_clean": "d.eye_clean = %(eye_clean)s",
+        # True only: no_bgm=False is no filter (normalised to None), as an unticked box.
+        "no_bgm": {
+            True: "\n    AND ".join(_NO_TINT.format(c) for c in ("brown", "green", "milky"))
+        },
     }
 )
 
@@ -200,6 +248,12 @@ SORT_KEYS: Final[Mapping[str, SortKey]] = MappingProxyType(
         "price_per_carat_cents": _plain("price_per_carat_cents", int),
         "retail_price_cents": _plain("retail_price_cents", int, nullable=True),
         "rating": _plain("rating", int, nullable=True),
+        "ratio": _plain("ratio", Decimal, nullable=True),
+        "certificate_lab": _plain("certificate_lab", str, nullable=True),
+        "fluorescence_intensity": _plain("fluorescence_intensity", str, nullable=True),
+        "fancy_color": _plain("fancy_color", str, nullable=True),
+        "table_pct": _plain("table_pct", Decimal, nullable=True),
+        "depth_pct": _plain("depth_pct", Decimal, nullable=True),
     }
 )
 
@@ -214,9 +268,10 @@ class DiamondSearch:
     Decimals, limit capped at 100), so a bad value fails here, naming its field.
     """
 
+    supplier: Values | None = None
     shape: Values | None = None
-    carat_min: Decimal | int | float | str | None = None
-    carat_max: Decimal | int | float | str | None = None
+    carat_min: Number | None = None
+    carat_max: Number | None = None
     colors: Values | None = None
     clarities: Values | None = None
     cuts: Values | None = None
@@ -229,7 +284,32 @@ class DiamondSearch:
     price_min: int | None = None
     price_max: int | None = None
     rating_min: int | None = None
+    rating_max: int | None = None
     availability: Availability | Sequence[Availability] | None = None
+    retail_price_min: int | None = None
+    retail_price_max: int | None = None
+    fancy_color: bool | None = None
+    fancy_colors: Values | None = None
+    fancy_intensities: Values | None = None
+    fluorescence_intensities: Values | None = None
+    ratio_min: Number | None = None
+    ratio_max: Number | None = None
+    table_min: Number | None = None
+    table_max: Number | None = None
+    depth_pct_min: Number | None = None
+    depth_pct_max: Number | None = None
+    crown_angle_min: Number | None = None
+    crown_angle_max: Number | None = None
+    pavilion_angle_min: Number | None = None
+    pavilion_angle_max: Number | None = None
+    length_min: Number | None = None
+    length_max: Number | None = None
+    width_min: Number | None = None
+    width_max: Number | None = None
+    depth_mm_min: Number | None = None
+    depth_mm_max: Number | None = None
+    eye_clean: bool | None = None
+    no_bgm: bool | None = None
     page: int = 1
     limit: int = 50
     sort_by: SortBy = "created_at"
@@ -254,24 +334,47 @@ class DiamondSearch:
 FIELDS: Final = frozenset(f.name for f in dataclasses.fields(DiamondSearch) if f.init)
 
 
+def compile_filters(filters: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (to AND) and bound parameters of a set of present filters.
+
+    `filters` is DiamondSearch.filters() or part of it (facets drop a facet's own
+    filter); the search and the facets compile filters only here.
+    """
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    for name, value in filters.items():
+        predicate = PREDICATES[name]
+        if isinstance(predicate, str):
+            conditions.append(predicate)
+            params[name] = value
+        else:
+            conditions.append(predicate[value])
+    return conditions, params
+
+
+# How filters are validated, by kind. Decimal ranges: (NUMERIC digits, places) of the column.
+LIST_FILTERS: Final = (
+    "supplier", "shape", "colors", "clarities", "cuts", "polishes", "symmetries", "fluorescences",
+    "certificate_labs", "fancy_colors", "fancy_intensities", "fluorescence_intensities",
+    "availability",
+)  # fmt: skip
+_BOOL_FILTERS: Final = ("lab_grown", "treated", "fancy_color", "eye_clean", "no_bgm")
+_DECIMAL_RANGES: Final = {
+    "carat": (6, 2),
+    "ratio": (5, 3),
+    "table": (5, 2),
+    "depth_pct": (5, 2),
+    "crown_angle": (5, 2),
+    "pavilion_angle": (5, 2),
+    "length": (6, 2),
+    "width": (6, 2),
+    "depth_mm": (6, 2),
+}
+_CENTS_RANGES: Final = ("price", "retail_price")
+
+
 def _normalised(s: DiamondSearch) -> dict[str, Any]:
-    values: dict[str, Any] = {"shape": _values("shape", s.shape)}
-    for name in ("colors", "clarities", "cuts", "polishes", "symmetries", "fluorescences"):
-        values[name] = _values(name, getattr(s, name))
-    values["certificate_labs"] = _values("certificate_labs", s.certificate_labs)
-    availability = _values("availability", s.availability)
-    for i, value in enumerate(availability or ()):
-        choice_arg(f"availability[{i}]", value, AVAILABILITIES)
-    values["availability"] = availability
-    values["carat_min"] = decimal_arg("carat_min", s.carat_min, optional=True)
-    values["carat_max"] = decimal_arg("carat_max", s.carat_max, optional=True)
-    values["lab_grown"] = bool_arg("lab_grown", s.lab_grown, optional=True)
-    values["treated"] = bool_arg("treated", s.treated, optional=True)
-    values["price_min"] = int_arg("price_min", s.price_min, minimum=0, optional=True)
-    values["price_max"] = int_arg("price_max", s.price_max, minimum=0, optional=True)
-    values["rating_min"] = int_arg("rating_min", s.rating_min, minimum=1, maximum=10, optional=True)
-    _check_range("carat", values["carat_min"], values["carat_max"])
-    _check_range("price", values["price_min"], values["price_max"])
+    values = _normalised_filters(s)
     values["page"] = int_arg("page", s.page, minimum=1, maximum=INT4_MAX)
     values["limit"] = min(int_arg("limit", s.limit, minimum=1), MAX_LIMIT)
     values["sort_by"] = choice_arg("sort_by", s.sort_by, tuple(SORT_KEYS))
@@ -279,6 +382,29 @@ def _normalised(s: DiamondSearch) -> dict[str, Any]:
     values["count"] = choice_arg("count", s.count, COUNT_MODES)
     values["count_cap"] = int_arg("count_cap", s.count_cap, minimum=1, maximum=INT4_MAX - 1)
     values["cursor"] = text_arg("cursor", s.cursor, optional=True)
+    return values
+
+
+def _normalised_filters(s: DiamondSearch) -> dict[str, Any]:
+    values: dict[str, Any] = {name: _values(name, getattr(s, name)) for name in LIST_FILTERS}
+    for i, value in enumerate(values["availability"] or ()):
+        choice_arg(f"availability[{i}]", value, AVAILABILITIES)
+    for name in _BOOL_FILTERS:
+        values[name] = bool_arg(name, getattr(s, name), optional=True)
+    values["no_bgm"] = values["no_bgm"] or None  # False: no filter, as None
+    for prefix, (digits, places) in _DECIMAL_RANGES.items():
+        low, high = (f"{prefix}_min", f"{prefix}_max")
+        for name in (low, high):
+            number = getattr(s, name)
+            values[name] = decimal_arg(name, number, digits=digits, places=places, optional=True)
+        _check_range(prefix, values[low], values[high])
+    for prefix in _CENTS_RANGES:
+        for name in (f"{prefix}_min", f"{prefix}_max"):
+            values[name] = int_arg(name, getattr(s, name), minimum=0, optional=True)
+        _check_range(prefix, values[f"{prefix}_min"], values[f"{prefix}_max"])
+    for name in ("rating_min", "rating_max"):
+        values[name] = int_arg(name, getattr(s, name), minimum=1, maximum=10, optional=True)
+    _check_range("rating", values["rating_min"], values["rating_max"])
     return values
 
 
@@ -378,10 +504,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def encode_cursor(search: DiamondSearch, last: Diamond, next_page: int) -> str:
-    """The cursor of the page after the one ending with `last`."""
-    value = getattr(last, SORT_KEYS[search.sort_by].column)
-    data = {"f": _fingerprint(search), "p": next_page, "v": _jsonable(value), "i": str(last.id)}
+def encode_cursor(search: DiamondSearch, value: Any, last_id: UUID, next_page: int) -> str:
+    """The cursor of the page after the one ending with the row (sort `value`, `last_id`).
+
+    It does not depend on the projection: a page of either continues the same way.
+    """
+    data = {"f": _fingerprint(search), "p": next_page, "v": _jsonable(value), "i": str(last_id)}
     raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -458,8 +586,19 @@ def _order_by(key: SortKey, direction: str, *, merged: bool = False) -> str:
     return "ORDER BY " + ", ".join([*terms, f"d.id {direction}"])
 
 
-def _select(conditions: Sequence[str], key: SortKey, direction: str, limit: str) -> str:
-    parts = ["SELECT d.*", _from_live(), _where(conditions), _order_by(key, direction), limit]
+def _columns(projection: Projection, key: SortKey) -> str:
+    """The select list of a page: every column, or a summary's and the sort key's."""
+    if projection == "full":
+        return "d.*"
+    names = [*SUMMARY_FIELDS, *([] if key.column in SUMMARY_FIELDS else [key.column])]
+    return "\n    ".join(textwrap.wrap(", ".join(f"d.{name}" for name in names), 80))
+
+
+def _select(
+    columns: str, conditions: Sequence[str], key: SortKey, direction: str, limit: str
+) -> str:
+    order = _order_by(key, direction)
+    parts = [f"SELECT {columns}", _from_live(), _where(conditions), order, limit]
     return "\n".join(part for part in parts if part)
 
 
@@ -473,9 +612,12 @@ def _keyset(exprs: Sequence[str], after: Sequence[str], direction: str) -> str:
     return f"({left}) {op} ({right})"
 
 
-def _page_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -> str:
+def _page_sql(
+    search: DiamondSearch, where: list[str], params: dict[str, Any], projection: Projection
+) -> str:
     """The statement fetching limit + 1 rows (the extra one says a next page exists)."""
     key = SORT_KEYS[search.sort_by]
+    columns = _columns(projection, key)
     direction = search.sort_order.upper()
     after = search._after
     offset = 0 if after is not None else (search.page - 1) * search.limit
@@ -487,13 +629,13 @@ def _page_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) -
         params["offset"] = offset
     if not key.tiers:
         keyset = [_keyset(key.exprs, key.after, direction)] if after else []
-        return _select(where + keyset, key, direction, tail)
+        return _select(columns, where + keyset, key, direction, tail)
     params["range_limit"] = search.limit + 1 + offset
-    return _tiered_page(key, direction, where, after, tail)
+    return _tiered_page(columns, key, direction, where, after, tail)
 
 
 def _tiered_page(
-    key: SortKey, direction: str, where: list[str], after: _After | None, tail: str
+    columns: str, key: SortKey, direction: str, where: list[str], after: _After | None, tail: str
 ) -> str:
     """A tiered key's page: each tier's rows in key order, tier after tier.
 
@@ -508,8 +650,9 @@ def _tiered_page(
         starts_here = after is not None and number == first
         keyset = [_keyset(tier.exprs, tier.after, direction)] if starts_here else []
         ranges.append([*where, *tier.where, *keyset])
+    range_limit = "LIMIT %(range_limit)s"
     selects = [
-        "(\n" + _indent(_select(r, key, direction, "LIMIT %(range_limit)s")) + "\n)" for r in ranges
+        "(\n" + _indent(_select(columns, r, key, direction, range_limit)) + "\n)" for r in ranges
     ]
     union = "\n    UNION ALL\n".join(_indent(s) for s in selects)
     order = _order_by(key, direction, merged=True)
@@ -525,8 +668,12 @@ def _count_sql(search: DiamondSearch, where: list[str], params: dict[str, Any]) 
     return "SELECT count(*) AS n\nFROM (\n" + _indent(counted) + "\n) AS matched"
 
 
-def compose(search: DiamondSearch) -> RenderedQuery:
+def compose(search: DiamondSearch, projection: Projection = "full") -> RenderedQuery:
     """The one statement that fetches a page of `search` (and its count, unless "none").
+
+    `projection` "full" selects every column (a Diamond), "list" the columns of a
+    DiamondSummary, plus the sort key's column when it is not one of them (the
+    next page's cursor carries its value).
 
     Why this form: the count is a separate scalar subquery joined to the page, so
     the page keeps its index-ordered LIMIT plan and the count its own plan (often
@@ -536,9 +683,8 @@ def compose(search: DiamondSearch) -> RenderedQuery:
     count(*) OVER () over the page query must read every match before the LIMIT
     (no filter: 964 ms). An empty page still returns one row carrying the count.
     """
-    params = search.filters()
-    where = [PREDICATES[name] for name in params]
-    page = _page_sql(search, where, params)
+    where, params = compile_filters(search.filters())
+    page = _page_sql(search, where, params, projection)
     if search.count == "none":
         return RenderedQuery(page, params)
     key = SORT_KEYS[search.sort_by]
@@ -553,44 +699,86 @@ def compose(search: DiamondSearch) -> RenderedQuery:
     return RenderedQuery(sql, params)
 
 
-def render_search(params: DiamondSearch | None = None, **filters: Any) -> RenderedQuery:
+def render_live_count(search: DiamondSearch) -> RenderedQuery:
+    """How many live diamonds match the search's filters (a catalogue job's total)."""
+    where, params = compile_filters(search.filters())
+    counted = [part for part in ("SELECT count(*) AS n", _from_live(), _where(where)) if part]
+    return RenderedQuery("\n".join(counted), params)
+
+
+def render_id_batch(search: DiamondSearch) -> RenderedQuery:
+    """Ids of the live diamonds matching the filters after %(after_id)s, in id order.
+
+    At most %(batch_size)s of them: one keyset batch of a catalogue job, read
+    along the primary key.
+    """
+    where, params = compile_filters(search.filters())
+    parts = [
+        "SELECT d.id",
+        _from_live(),
+        _where([*where, "d.id > %(after_id)s"]),
+        "ORDER BY d.id",
+        "LIMIT %(batch_size)s",
+    ]
+    return RenderedQuery("\n".join(parts), params)
+
+
+def render_search(
+    params: DiamondSearch | None = None, *, projection: Projection = "full", **filters: Any
+) -> RenderedQuery:
     """The statement search_diamonds would run, and its parameters, without running it.
 
     For review, logging and EXPLAIN; executing it with plain psycopg returns the
-    same rows (the diamond columns, plus search_total unless count="none").
+    same rows (the projection's columns, plus search_total unless count="none").
     """
-    return compose(build_search(params, filters))
+    return compose(build_search(params, filters), projection_arg(projection))
+
+
+def projection_arg(projection: object) -> Projection:
+    """A valid projection ("full" or "list"), else ValidationError."""
+    return cast(Projection, choice_arg("projection", projection, PROJECTIONS))
 
 
 # -- results -------------------------------------------------------------------
 
-Row = tuple[Diamond | None, int | None]
+R = TypeVar("R", Diamond, DiamondSummary)
+# A row of the composed statement: the record (None: the count's row of an empty
+# page), the count (None with count="none"), and the sort key's value.
+Row = tuple[R | None, int | None, Any]
 
 
-def page_row(cursor: Any) -> RowMaker[Row]:
-    """Row factory of the composed statement: (Diamond or None for an empty page, count)."""
-    names = tuple(column.name for column in cursor.description or ())
-    total_at = names.index("search_total") if "search_total" in names else None
-    id_at = names.index("id")
-    diamond = record_maker(Diamond, names)
+def page_row(record: type[R], sort_column: str) -> Callable[[Any], RowMaker[Row[R]]]:
+    """Row factory of the composed statement, building `record`s (Diamond or DiamondSummary)."""
+    first_field = dataclasses.fields(record)[0].name
 
-    def make(values: Sequence[Any]) -> Row:
-        total = None if total_at is None else values[total_at]
-        if values[id_at] is None:  # the count's row when the page is empty
-            return None, total
-        return diamond(values), total
+    def factory(cursor: Any) -> RowMaker[Row[R]]:
+        names = tuple(column.name for column in cursor.description or ())
+        total_at = names.index("search_total") if "search_total" in names else None
+        first_at = names.index(first_field)
+        sort_at = names.index(sort_column)
+        build = record_maker(record, names)
 
-    return make
+        def make(values: Sequence[Any]) -> Row[R]:
+            total = None if total_at is None else values[total_at]
+            if values[first_at] is None:  # the count's row when the page is empty
+                return None, total, None
+            return build(values), total, values[sort_at]
+
+        return make
+
+    return factory
 
 
-def make_page(search: DiamondSearch, rows: Sequence[Row]) -> Page[Diamond]:
+def make_page(search: DiamondSearch, rows: Sequence[Row[R]]) -> Page[R]:
     """The Page for the rows of compose(search)."""
-    items = [diamond for diamond, _ in rows if diamond is not None]
+    found = [(item, value) for item, _, value in rows if item is not None]
+    items = [item for item, _ in found]
     number = search._after.page if search._after is not None else search.page
     next_cursor = None
     if len(items) > search.limit:
         items = items[: search.limit]
-        next_cursor = encode_cursor(search, items[-1], number + 1)
+        last, value = found[search.limit - 1]
+        next_cursor = encode_cursor(search, value, last.id, number + 1)
     counted = rows[0][1] if rows else None
     total, exact = _total(search, counted)
     pages = None if total is None else math.ceil(total / search.limit)

@@ -8,7 +8,7 @@ bind exactly what they validated.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
@@ -315,3 +315,11 @@ def rate_arg(name: str, value: object) -> Decimal:
     if number >= RATE_LIMIT:
         raise ValidationError(name, f"must be less than {RATE_LIMIT}, got {number}")
     return number
+
+
+def check_ranges(values: Mapping[str, Any], ranges: Iterable[tuple[str, str]]) -> None:
+    """Each (low, high) pair of names given together must not be reversed."""
+    for low_name, high_name in ranges:
+        low, high = values.get(low_name), values.get(high_name)
+        if low is not None and high is not None and low > high:
+            raise ValidationError(low_name, f"must not exceed {high_name} ({low} > {high})")

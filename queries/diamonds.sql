@@ -21,7 +21,7 @@ WHERE offer_id = :offer_id AND status = 'active'
 ORDER BY updated_at DESC, id ASC
 LIMIT 1;
 
--- name: upsert_diamonds(diamonds)!
+-- name: upsert_diamonds(diamonds, apply_rules)!
 -- Insert or update a batch of supplier diamonds in one statement. :diamonds is a
 -- JSON array with one object per diamond, keyed by column (keys distinct, sorted by
 -- the facade so that concurrent batches lock rows in the same order; NUMERIC values
@@ -31,24 +31,48 @@ LIMIT 1;
 -- survives unless the supplier reports the stone sold or unavailable, which also
 -- clears hold_id; status 'active' revives a soft-deleted diamond (deleted_at cleared).
 -- The grading columns (0005) are supplier data too: overwritten like the others.
+-- Prices: with :apply_rules the active rules price and rate each row here
+-- (pricing_rule_for, rating_rule_for, diamond_retail_cents: the one definition
+-- match_pricing_rule, match_rating_rule and the catalogue jobs use), and the
+-- supplied markup_ratio, retail_price_cents and rating are ignored; without it
+-- they are stored as given, and the given rating is the pricing rule's rating
+-- (pricing_rating), as before rating rules existed.
 -- role: writer
+WITH request AS (
+    SELECT cast(:apply_rules AS BOOLEAN) AS apply_rules
+)
+
 INSERT INTO diamonds AS d (
     supplier, supplier_stone_id, offer_id, shape, carats, color, clarity, cut,
     polish, symmetry, fluorescence, lab_grown, treated, supplier_price_cents,
-    price_per_carat_cents, retail_price_cents, markup_ratio, rating, availability,
+    price_per_carat_cents, availability,
     raw_availability, image_url, video_url, certificate_lab, certificate_number,
     certificate_pdf_url, measurements, attributes, supplier_name,
     supplier_legal_name, status, source_updated_at, fancy_color, fancy_intensity,
     fancy_overtone, fluorescence_intensity, ratio, table_pct, depth_pct,
     crown_angle, crown_height, pavilion_angle, pavilion_depth, length_mm,
     width_mm, depth_mm, girdle, culet_size, brown, green, milky, eye_clean,
-    meta_images, deleted_at
+    meta_images, deleted_at, retail_price_cents, markup_ratio, pricing_rating, rating
 )
 SELECT
     incoming.*,
-    CASE WHEN incoming.status = 'deleted' THEN now() END AS deleted_at
-FROM
-    jsonb_to_recordset(:diamonds::JSONB)
+    CASE WHEN incoming.status = 'deleted' THEN now() END AS deleted_at,
+    CASE
+        WHEN request.apply_rules
+            THEN diamond_retail_cents(incoming.supplier_price_cents, pr.markup_ratio)
+        ELSE supplied.retail_price_cents
+    END AS retail_price_cents,
+    CASE
+        WHEN request.apply_rules THEN pr.markup_ratio ELSE supplied.markup_ratio
+    END AS markup_ratio,
+    CASE WHEN request.apply_rules THEN pr.rating ELSE supplied.rating END AS pricing_rating,
+    CASE
+        WHEN request.apply_rules THEN coalesce(rr.rating, pr.rating) ELSE supplied.rating
+    END AS rating
+FROM jsonb_array_elements(:diamonds::JSONB) AS item (value)  -- noqa: RF02
+CROSS JOIN request
+CROSS JOIN
+    LATERAL jsonb_to_record(item.value)
         AS incoming (
             supplier TEXT,
             supplier_stone_id TEXT,
@@ -65,9 +89,6 @@ FROM
             treated BOOLEAN,
             supplier_price_cents BIGINT,
             price_per_carat_cents BIGINT,
-            retail_price_cents BIGINT,
-            markup_ratio NUMERIC,
-            rating INTEGER,
             availability TEXT,
             raw_availability TEXT,
             image_url TEXT,
@@ -103,6 +124,25 @@ FROM
             eye_clean BOOLEAN,
             meta_images JSONB
         )
+CROSS JOIN
+    LATERAL jsonb_to_record(item.value)
+        AS supplied (retail_price_cents BIGINT, markup_ratio NUMERIC, rating INTEGER)
+LEFT JOIN LATERAL pricing_rule_for(
+    incoming.carats,
+    incoming.shape,
+    incoming.lab_grown,
+    incoming.supplier,
+    incoming.supplier_price_cents,
+    incoming.fancy_color IS NOT NULL
+) AS pr ON request.apply_rules
+LEFT JOIN LATERAL rating_rule_for(
+    incoming.supplier, incoming.shape, incoming.color, incoming.clarity, incoming.cut,
+    incoming.polish, incoming.symmetry, incoming.fluorescence, incoming.certificate_lab,
+    incoming.girdle, incoming.culet_size, incoming.lab_grown, incoming.carats,
+    incoming.supplier_price_cents, incoming.table_pct, incoming.depth_pct,
+    incoming.crown_angle, incoming.crown_height, incoming.pavilion_angle,
+    incoming.pavilion_depth, incoming.ratio
+) AS rr ON request.apply_rules
 ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
     SET
         offer_id = excluded.offer_id,
@@ -121,6 +161,7 @@ ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
         retail_price_cents = excluded.retail_price_cents,
         markup_ratio = excluded.markup_ratio,
         rating = excluded.rating,
+        pricing_rating = excluded.pricing_rating,
         -- A library hold (on_hold with a hold_id) survives unless the stone is gone.
         availability = CASE
             WHEN

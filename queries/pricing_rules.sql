@@ -1,5 +1,7 @@
 -- Pricing rules: priority-ordered markups; NULL criteria match every diamond.
--- The table is small (tens of rows): a sequential scan serves every statement.
+-- The matching itself is one SQL function, pricing_rule_for() (sql/bootstrap.sql),
+-- which match_pricing_rule, upsert_diamonds with apply_rules and the catalogue
+-- jobs all use. The table is small (tens of rows): a sequential scan serves it.
 
 -- name: get_active_pricing_rules()
 -- Every active rule, first-applying first: by priority, ties broken by id so the
@@ -19,19 +21,21 @@ SELECT *
 FROM pricing_rules
 WHERE id = :id;
 
--- name: create_pricing_rule(priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating)^
+-- name: create_pricing_rule(priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating, price_min_cents, price_max_cents, fancy)^
 -- Add an active rule; a NULL criterion matches every diamond.
 -- role: writer
 -- record: PricingRule
 INSERT INTO pricing_rules (
-    priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating
+    priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating,
+    price_min_cents, price_max_cents, fancy
 )
 VALUES (
-    :priority, :carat_min, :carat_max, :shapes, :lab_grown, :supplier, :markup_ratio, :rating
+    :priority, :carat_min, :carat_max, :shapes, :lab_grown, :supplier, :markup_ratio, :rating,
+    :price_min_cents, :price_max_cents, :fancy
 )
 RETURNING *;
 
--- name: update_pricing_rule(id, changed, priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating, active)^
+-- name: update_pricing_rule(id, changed, priority, carat_min, carat_max, shapes, lab_grown, supplier, markup_ratio, rating, active, price_min_cents, price_max_cents, fancy)^
 -- Change only the columns named in `changed`; the others keep their value. A
 -- named column takes the bound value as is, so NULL resets a criterion. One
 -- static statement rather than SQL assembled per call.
@@ -50,6 +54,13 @@ SET
     END,
     rating = CASE WHEN 'rating' = any(:changed) THEN :rating ELSE rating END,
     active = CASE WHEN 'active' = any(:changed) THEN :active ELSE active END,
+    price_min_cents = CASE
+        WHEN 'price_min_cents' = any(:changed) THEN :price_min_cents ELSE price_min_cents
+    END,
+    price_max_cents = CASE
+        WHEN 'price_max_cents' = any(:changed) THEN :price_max_cents ELSE price_max_cents
+    END,
+    fancy = CASE WHEN 'fancy' = any(:changed) THEN :fancy ELSE fancy END,
     updated_at = now()
 WHERE id = :id
 RETURNING *;
@@ -64,21 +75,15 @@ SET
     updated_at = now()
 WHERE id = :id AND active;
 
--- name: match_pricing_rule(carats, shape, lab_grown, supplier)^
--- The rule that prices a diamond: the first active rule, by priority then id
--- (the order of get_active_pricing_rules), whose every criterion is NULL or
--- matches. The carat range is inclusive at both ends. Computed here, in one
--- statement, so the consolidator and the API always agree on the rule.
+-- name: match_pricing_rule(carats, shape, lab_grown, supplier, supplier_price_cents, fancy)^
+-- The rule that prices a diamond with these values: pricing_rule_for(), the one
+-- definition of pricing-rule matching (the first active rule, by priority then
+-- id, whose every criterion is NULL or matches; ranges inclusive), so the
+-- consolidator, the API and the catalogue jobs always agree on the rule.
 -- role: reader
 -- record: PricingRule
 SELECT *
-FROM pricing_rules
-WHERE
-    active
-    AND (carat_min IS NULL OR carat_min <= :carats)
-    AND (carat_max IS NULL OR carat_max >= :carats)
-    AND (shapes IS NULL OR :shape = any(shapes))
-    AND (lab_grown IS NULL OR lab_grown = :lab_grown)
-    AND (supplier IS NULL OR supplier = :supplier)
-ORDER BY priority ASC, id ASC
-LIMIT 1;
+FROM
+    pricing_rule_for(
+        :carats, :shape, :lab_grown, :supplier, :supplier_price_cents, :fancy
+    );

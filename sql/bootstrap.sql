@@ -38,8 +38,12 @@ DECLARE
         '0004 51415c1aa36eda6d86dd452771a10a995bd89a4439412f20e1e5d8664a17e897',
         '0005 34395894d62e9d33e852aa9b028c4c389b692873be7dfbb9928cecdad3c6da23',
         '0006 8e7c858a6c52cdd17971ef672edc6fd81b65d4d29f2b9df30bf51f6b0b175edd',
+        '0007 5f0c2e380552c00b3777a678f89876579451c9a5443caabfd0fbd1f1d801c354',
+        '0008 7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836',
         '0009 a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
-        '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016'
+        '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016',
+        '0011 1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
+        '0012 0a8049b44ffc8a7a098babcdc6b4440f5fa839636d0c80694831f2163770ba18'
     ];
     recorded TEXT[];
 BEGIN
@@ -149,6 +153,7 @@ CREATE TABLE IF NOT EXISTS diamonds (
     milky TEXT,
     eye_clean BOOLEAN,
     meta_images JSONB,  -- [{"url": ..., "display_index": ...}, ...]
+    pricing_rating INTEGER,
     CONSTRAINT diamonds_supplier_stone_key UNIQUE (supplier, supplier_stone_id),
     CONSTRAINT diamonds_carats_check CHECK (carats > 0),
     CONSTRAINT diamonds_prices_check CHECK (
@@ -158,6 +163,7 @@ CREATE TABLE IF NOT EXISTS diamonds (
     ),
     CONSTRAINT diamonds_markup_ratio_check CHECK (markup_ratio > 0),
     CONSTRAINT diamonds_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT diamonds_pricing_rating_check CHECK (pricing_rating BETWEEN 1 AND 10),
     CONSTRAINT diamonds_availability_check CHECK (
         availability IN ('available', 'on_hold', 'sold', 'unavailable')
     ),
@@ -262,6 +268,72 @@ CREATE INDEX IF NOT EXISTS diamonds_search_shape_idx
 ON diamonds (shape, lab_grown, carats, color, clarity, supplier_price_cents)
 WHERE status = 'active';
 
+-- Issue 13's sorts and filters on the grading columns (0007): four more (key, id)
+-- indexes, for sort_by ratio, table_pct, depth_pct and fancy_color (each also serves
+-- its range or list filter). Measured with tests/measure_search_indexes.py (write
+-- cost: 0007's header). Sorted without an index, a page reads and sorts every live
+-- stone: 0.2-0.5 s at 50,000 diamonds, 1.3-1.9 s at 200,000 (a 2-core machine under
+-- load), against 17-37 ms from these indexes at 50,000.
+-- No index, by choice:
+-- - sort_by certificate_lab and fluorescence_intensity: a handful of values each, a
+--   secondary sort of a filtered list. Under a storefront's grade filters (shape,
+--   carats, colours, clarities, origin) their page 1 took 16-39 ms at 50,000 without
+--   an index, as the indexed sorts did: the filter's index narrows first. Unfiltered
+--   they cost a full read (above); an index each would cost every upsert and
+--   re-pricing what each of the four does. If the storefront offers them unfiltered,
+--   add one in a migration.
+-- - the other new filters (supplier, fancy_intensities, fluorescence_intensities,
+--   crown and pavilion angles, length, width, depth_mm, eye_clean, no_bgm): checked
+--   on the rows the search's own index finds: added to the benchmark's searches,
+--   the page still comes from an index (tests/test_search.py). rating_max and the
+--   retail price range use the rating and retail price indexes, supplier the
+--   dashboard's (supplier, availability) index.
+-- Issue 13's sorts and filters on the grading columns (0007). SEARCH_CHOICES
+
+-- sort_by ratio; also ratio_min/ratio_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_ratio_idx
+ON diamonds (ratio, id) WHERE status = 'active';
+
+-- sort_by table_pct; also table_min/table_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_table_pct_idx
+ON diamonds (table_pct, id) WHERE status = 'active';
+
+-- sort_by depth_pct; also depth_pct_min/depth_pct_max ranges.
+CREATE INDEX IF NOT EXISTS diamonds_search_depth_pct_idx
+ON diamonds (depth_pct, id) WHERE status = 'active';
+
+-- sort_by fancy_color; also fancy_colors and fancy_color=True. Not partial on
+-- fancy_color IS NOT NULL: the sort's NULL range (98% of stones) must be read
+-- in (fancy_color, id) order too, or every page sorts all of them.
+CREATE INDEX IF NOT EXISTS diamonds_search_fancy_color_idx
+ON diamonds (fancy_color, id) WHERE status = 'active';
+
+-- no_bgm: statistics on each tint as the filter reads it. Without them the planner
+-- guesses 2% per tint (0.0008% for all three) and reads a whole no_bgm search by a
+-- sequential scan and a sort; with them it knows ~90% match and reads the page from
+-- the sort's index (tests/test_search.py, Q1 with the new filters). Costs no write.
+CREATE STATISTICS IF NOT EXISTS diamonds_tints_stats
+ON (coalesce(lower(brown), '')), (coalesce(lower(green), '')), (coalesce(lower(milky), ''))
+FROM diamonds;
+
+-- quick_search_diamonds (0008): a prefix of the stone id, offer id or certificate
+-- number, case-insensitively, as one range of each index (text_pattern_ops compares
+-- byte-wise). Not partial: the planner uses an expression index's statistics only
+-- when the index is not partial, and needs them to prefer these over created_at.
+CREATE INDEX IF NOT EXISTS diamonds_quick_stone_idx
+ON diamonds (lower(supplier_stone_id) text_pattern_ops);
+
+CREATE INDEX IF NOT EXISTS diamonds_quick_offer_idx
+ON diamonds (lower(offer_id) text_pattern_ops);
+
+CREATE INDEX IF NOT EXISTS diamonds_quick_certificate_idx
+ON diamonds (lower(certificate_number) text_pattern_ops);
+
+-- get_diamonds_on_hold (0008): the live on-hold stones, most recently changed first.
+CREATE INDEX IF NOT EXISTS diamonds_on_hold_idx
+ON diamonds (updated_at, id)
+WHERE status = 'active' AND availability = 'on_hold';
+
 -- get_dashboard_summary: live diamonds counted by supplier and availability
 -- from this index alone (an index-only scan).
 CREATE INDEX IF NOT EXISTS diamonds_live_supplier_availability_idx
@@ -356,10 +428,18 @@ CREATE TABLE IF NOT EXISTS pricing_rules (
     active BOOLEAN NOT NULL DEFAULT TRUE,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    price_min_cents BIGINT,
+    price_max_cents BIGINT,
+    fancy BOOLEAN,
     CONSTRAINT pricing_rules_carat_range_check CHECK (carat_min <= carat_max),
     CONSTRAINT pricing_rules_shapes_check CHECK (cardinality(shapes) > 0),
     CONSTRAINT pricing_rules_markup_ratio_check CHECK (markup_ratio > 0),
-    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10)
+    CONSTRAINT pricing_rules_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT pricing_rules_price_range_check CHECK (
+        price_min_cents >= 0
+        AND price_max_cents >= 0
+        AND price_min_cents <= price_max_cents
+    )
 );
 
 -- The platform's default rule, seeded only when this file creates the schema
@@ -712,6 +792,294 @@ CREATE TABLE IF NOT EXISTS exchange_rates (
     )
 );
 
+-- Rating rules: the first active rule by priority, then id, whose criteria all
+-- match gives a diamond its rating. A NULL criterion matches every diamond; a
+-- NULL diamond value never matches a non-NULL range. List criteria are stored
+-- upper-cased and compared with the diamond's value upper-cased
+-- (case-insensitive equality).
+CREATE TABLE IF NOT EXISTS rating_rules (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    priority INTEGER NOT NULL DEFAULT 100,
+    rating INTEGER NOT NULL,
+    supplier TEXT,
+    shapes TEXT [],
+    colors TEXT [],
+    clarities TEXT [],
+    cuts TEXT [],
+    polishes TEXT [],
+    symmetries TEXT [],
+    fluorescences TEXT [],
+    certificate_labs TEXT [],
+    girdles TEXT [],
+    culet_sizes TEXT [],
+    lab_grown BOOLEAN,
+    carat_min NUMERIC(6, 2),
+    carat_max NUMERIC(6, 2),
+    price_min_cents BIGINT,
+    price_max_cents BIGINT,
+    table_pct_min NUMERIC,
+    table_pct_max NUMERIC,
+    depth_pct_min NUMERIC,
+    depth_pct_max NUMERIC,
+    crown_angle_min NUMERIC,
+    crown_angle_max NUMERIC,
+    crown_height_min NUMERIC,
+    crown_height_max NUMERIC,
+    pavilion_angle_min NUMERIC,
+    pavilion_angle_max NUMERIC,
+    pavilion_depth_min NUMERIC,
+    pavilion_depth_max NUMERIC,
+    ratio_min NUMERIC,
+    ratio_max NUMERIC,
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT rating_rules_rating_check CHECK (rating BETWEEN 1 AND 10),
+    CONSTRAINT rating_rules_lists_check CHECK (
+        cardinality(shapes) > 0
+        AND cardinality(colors) > 0
+        AND cardinality(clarities) > 0
+        AND cardinality(cuts) > 0
+        AND cardinality(polishes) > 0
+        AND cardinality(symmetries) > 0
+        AND cardinality(fluorescences) > 0
+        AND cardinality(certificate_labs) > 0
+        AND cardinality(girdles) > 0
+        AND cardinality(culet_sizes) > 0
+    ),
+    CONSTRAINT rating_rules_ranges_check CHECK (
+        carat_min <= carat_max
+        AND price_min_cents <= price_max_cents
+        AND table_pct_min <= table_pct_max
+        AND depth_pct_min <= depth_pct_max
+        AND crown_angle_min <= crown_angle_max
+        AND crown_height_min <= crown_height_max
+        AND pavilion_angle_min <= pavilion_angle_max
+        AND pavilion_depth_min <= pavilion_depth_max
+        AND ratio_min <= ratio_max
+    )
+);
+
+-- Catalogue jobs: one table for both kinds. Every status change is a
+-- compare-and-set; the lease (holder, expiry) lets one worker at a time work a
+-- job and the next one take over when it expires. `phase` says what the job
+-- does when worked: 'run' (re-price or re-rate) or 'revert', so a failed revert
+-- retried resumes as a revert. `checkpoint` is the last diamond id done in the
+-- current phase; `suppliers` the suppliers whose diamonds the job changed.
+CREATE TABLE IF NOT EXISTS catalogue_jobs (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    phase TEXT NOT NULL DEFAULT 'run',
+    filters JSONB,
+    reason TEXT NOT NULL,
+    triggered_by_rule_id UUID,
+    total BIGINT,
+    processed BIGINT NOT NULL DEFAULT 0,
+    changed BIGINT NOT NULL DEFAULT 0,
+    restored BIGINT NOT NULL DEFAULT 0,
+    skipped BIGINT NOT NULL DEFAULT 0,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    checkpoint UUID,
+    suppliers TEXT [] NOT NULL DEFAULT '{}',
+    lease_holder TEXT,
+    lease_expires_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    reverted_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT catalogue_jobs_kind_check CHECK (kind IN ('pricing', 'rating')),
+    CONSTRAINT catalogue_jobs_status_check CHECK (
+        status IN (
+            'pending', 'running', 'cancelling', 'cancelled', 'completed', 'failed',
+            'reverting', 'reverted'
+        )
+    ),
+    CONSTRAINT catalogue_jobs_phase_check CHECK (phase IN ('run', 'revert')),
+    CONSTRAINT catalogue_jobs_counts_check CHECK (
+        processed >= 0 AND changed >= 0 AND restored >= 0 AND skipped >= 0
+        AND retry_count >= 0
+    )
+);
+
+-- At most one active job per kind, decided by the database: a second
+-- start_catalogue_job (or a revert or retry while another job of the kind is
+-- active) violates it (JobConflict).
+CREATE UNIQUE INDEX IF NOT EXISTS catalogue_jobs_one_active_key
+ON catalogue_jobs (kind)
+WHERE status IN ('pending', 'running', 'cancelling', 'reverting');
+
+-- list_catalogue_jobs: newest first.
+CREATE INDEX IF NOT EXISTS catalogue_jobs_created_idx
+ON catalogue_jobs (created_at, id);
+
+-- One row per diamond a job changed: the values before and after. The first
+-- snapshot of a diamond in a job wins (INSERT ... ON CONFLICT DO NOTHING). No
+-- foreign key to diamonds (never hard-deleted): each would cost a lookup per
+-- changed row. Columns a job's kind does not compute stay NULL.
+CREATE TABLE IF NOT EXISTS catalogue_job_snapshots (
+    job_id UUID NOT NULL REFERENCES catalogue_jobs (id) ON DELETE CASCADE,
+    diamond_id UUID NOT NULL,
+    old_markup_ratio NUMERIC(5, 4),
+    new_markup_ratio NUMERIC(5, 4),
+    old_retail_price_cents BIGINT,
+    new_retail_price_cents BIGINT,
+    old_pricing_rating INTEGER,
+    new_pricing_rating INTEGER,
+    old_rating INTEGER,
+    new_rating INTEGER,
+    CONSTRAINT catalogue_job_snapshots_pkey PRIMARY KEY (job_id, diamond_id)
+);
+
+-- retail_price_cents = supplier price x markup, rounded half to even (as
+-- Python's Decimal rounds); NULL without a markup.
+CREATE OR REPLACE FUNCTION diamond_retail_cents(price_cents BIGINT, markup NUMERIC)
+RETURNS BIGINT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+    WHEN
+        price_cents * markup - floor(price_cents * markup) = 0.5
+        AND floor(price_cents * markup) % 2 = 0
+        THEN floor(price_cents * markup)
+    ELSE round(price_cents * markup)
+END::BIGINT;
+
+-- The pricing rule of a diamond: the first active rule, by priority then id,
+-- whose every criterion is NULL or matches (ranges inclusive). A set-returning
+-- SQL function, so the planner inlines it as a LATERAL subquery.
+CREATE OR REPLACE FUNCTION pricing_rule_for(
+    p_carats NUMERIC,
+    p_shape TEXT,
+    p_lab_grown BOOLEAN,
+    p_supplier TEXT,
+    p_supplier_price_cents BIGINT,
+    p_fancy BOOLEAN
+)
+RETURNS SETOF pricing_rules
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT r.*
+FROM pricing_rules AS r
+WHERE
+    r.active
+    AND (r.carat_min IS NULL OR r.carat_min <= p_carats)
+    AND (r.carat_max IS NULL OR r.carat_max >= p_carats)
+    AND (r.shapes IS NULL OR p_shape = any(r.shapes))
+    AND (r.lab_grown IS NULL OR r.lab_grown = p_lab_grown)
+    AND (r.supplier IS NULL OR r.supplier = p_supplier)
+    AND (r.price_min_cents IS NULL OR r.price_min_cents <= p_supplier_price_cents)
+    AND (r.price_max_cents IS NULL OR r.price_max_cents >= p_supplier_price_cents)
+    AND (r.fancy IS NULL OR r.fancy = p_fancy)
+ORDER BY r.priority ASC, r.id ASC
+LIMIT 1
+$$;
+
+-- The rating rule of a diamond, matched like pricing_rule_for; list criteria
+-- compare upper-cased (the lists are stored upper-cased).
+CREATE OR REPLACE FUNCTION rating_rule_for(
+    p_supplier TEXT,
+    p_shape TEXT,
+    p_color TEXT,
+    p_clarity TEXT,
+    p_cut TEXT,
+    p_polish TEXT,
+    p_symmetry TEXT,
+    p_fluorescence TEXT,
+    p_certificate_lab TEXT,
+    p_girdle TEXT,
+    p_culet_size TEXT,
+    p_lab_grown BOOLEAN,
+    p_carats NUMERIC,
+    p_supplier_price_cents BIGINT,
+    p_table_pct NUMERIC,
+    p_depth_pct NUMERIC,
+    p_crown_angle NUMERIC,
+    p_crown_height NUMERIC,
+    p_pavilion_angle NUMERIC,
+    p_pavilion_depth NUMERIC,
+    p_ratio NUMERIC
+)
+RETURNS SETOF rating_rules
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT r.*
+FROM rating_rules AS r
+WHERE
+    r.active
+    AND (r.supplier IS NULL OR r.supplier = p_supplier)
+    AND (r.shapes IS NULL OR upper(p_shape) = any(r.shapes))
+    AND (r.colors IS NULL OR upper(p_color) = any(r.colors))
+    AND (r.clarities IS NULL OR upper(p_clarity) = any(r.clarities))
+    AND (r.cuts IS NULL OR upper(p_cut) = any(r.cuts))
+    AND (r.polishes IS NULL OR upper(p_polish) = any(r.polishes))
+    AND (r.symmetries IS NULL OR upper(p_symmetry) = any(r.symmetries))
+    AND (r.fluorescences IS NULL OR upper(p_fluorescence) = any(r.fluorescences))
+    AND (r.certificate_labs IS NULL OR upper(p_certificate_lab) = any(r.certificate_labs))
+    AND (r.girdles IS NULL OR upper(p_girdle) = any(r.girdles))
+    AND (r.culet_sizes IS NULL OR upper(p_culet_size) = any(r.culet_sizes))
+    AND (r.lab_grown IS NULL OR r.lab_grown = p_lab_grown)
+    AND (r.carat_min IS NULL OR r.carat_min <= p_carats)
+    AND (r.carat_max IS NULL OR r.carat_max >= p_carats)
+    AND (r.price_min_cents IS NULL OR r.price_min_cents <= p_supplier_price_cents)
+    AND (r.price_max_cents IS NULL OR r.price_max_cents >= p_supplier_price_cents)
+    AND (r.table_pct_min IS NULL OR r.table_pct_min <= p_table_pct)
+    AND (r.table_pct_max IS NULL OR r.table_pct_max >= p_table_pct)
+    AND (r.depth_pct_min IS NULL OR r.depth_pct_min <= p_depth_pct)
+    AND (r.depth_pct_max IS NULL OR r.depth_pct_max >= p_depth_pct)
+    AND (r.crown_angle_min IS NULL OR r.crown_angle_min <= p_crown_angle)
+    AND (r.crown_angle_max IS NULL OR r.crown_angle_max >= p_crown_angle)
+    AND (r.crown_height_min IS NULL OR r.crown_height_min <= p_crown_height)
+    AND (r.crown_height_max IS NULL OR r.crown_height_max >= p_crown_height)
+    AND (r.pavilion_angle_min IS NULL OR r.pavilion_angle_min <= p_pavilion_angle)
+    AND (r.pavilion_angle_max IS NULL OR r.pavilion_angle_max >= p_pavilion_angle)
+    AND (r.pavilion_depth_min IS NULL OR r.pavilion_depth_min <= p_pavilion_depth)
+    AND (r.pavilion_depth_max IS NULL OR r.pavilion_depth_max >= p_pavilion_depth)
+    AND (r.ratio_min IS NULL OR r.ratio_min <= p_ratio)
+    AND (r.ratio_max IS NULL OR r.ratio_max >= p_ratio)
+ORDER BY r.priority ASC, r.id ASC
+LIMIT 1
+$$;
+
+-- What a catalogue job writes to a diamond: (markup_ratio, retail_price_cents,
+-- pricing_rating, rating) from the active rules. With `pricing` all four are
+-- computed; without (a rating job) only rating, falling back to the diamond's
+-- pricing_rating, and the others stay as they are.
+CREATE OR REPLACE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)
+RETURNS TABLE (
+    markup_ratio NUMERIC,
+    retail_price_cents BIGINT,
+    pricing_rating INTEGER,
+    rating INTEGER
+)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT
+    CASE WHEN pricing THEN pr.markup_ratio ELSE d.markup_ratio END,
+    CASE
+        WHEN pricing THEN diamond_retail_cents(d.supplier_price_cents, pr.markup_ratio)
+        ELSE d.retail_price_cents
+    END,
+    CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END,
+    coalesce(rr.rating, CASE WHEN pricing THEN pr.rating ELSE d.pricing_rating END)
+FROM (SELECT pricing) AS job (pricing)
+LEFT JOIN LATERAL pricing_rule_for(
+    d.carats,
+    d.shape,
+    d.lab_grown,
+    d.supplier,
+    d.supplier_price_cents,
+    d.fancy_color IS NOT NULL
+) AS pr ON job.pricing
+LEFT JOIN LATERAL rating_rule_for(
+    d.supplier, d.shape, d.color, d.clarity, d.cut, d.polish, d.symmetry,
+    d.fluorescence, d.certificate_lab, d.girdle, d.culet_size, d.lab_grown,
+    d.carats, d.supplier_price_cents, d.table_pct, d.depth_pct, d.crown_angle,
+    d.crown_height, d.pavilion_angle, d.pavilion_depth, d.ratio
+) AS rr ON TRUE
+$$;
+
 -- Every migration this file contains, as `diamond-db migrate` records it.
 INSERT INTO schema_migrations (version, name, checksum, duration_ms, applied_with)
 VALUES
@@ -758,6 +1126,20 @@ VALUES
     'sql/bootstrap.sql'
 ),
 (
+    '0007',
+    'search_indexes',
+    '5f0c2e380552c00b3777a678f89876579451c9a5443caabfd0fbd1f1d801c354',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0008',
+    'catalogue_indexes',
+    '7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836',
+    0,
+    'sql/bootstrap.sql'
+),
+(
     '0009',
     'pipeline_operations',
     'a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
@@ -768,6 +1150,20 @@ VALUES
     '0010',
     'pipeline_indexes',
     '473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0011',
+    'catalogue_jobs',
+    '1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
+    0,
+    'sql/bootstrap.sql'
+),
+(
+    '0012',
+    'pricing_rating_backfill',
+    '0a8049b44ffc8a7a098babcdc6b4440f5fa839636d0c80694831f2163770ba18',
     0,
     'sql/bootstrap.sql'
 )

@@ -44,6 +44,10 @@ SELECT 'trigger', t.tgrelid::regclass || '.' || t.tgname, pg_get_triggerdef(t.oi
 FROM pg_trigger AS t
 JOIN pg_class AS c ON c.oid = t.tgrelid
 WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
+UNION ALL
+SELECT 'statistics', s.stxname, pg_get_statisticsobjdef(s.oid)
+FROM pg_statistic_ext AS s
+WHERE s.stxnamespace = current_schema()::regnamespace
 ORDER BY 1, 2
 """
 
@@ -51,7 +55,7 @@ Entry = tuple[str, str, str]
 
 
 def catalog(url_or_conn: str | psycopg.Connection[Any]) -> list[Entry]:
-    """Every table, column, constraint, index, function and trigger of the schema."""
+    """Every table, column, constraint, index, function, trigger and statistics object."""
     if isinstance(url_or_conn, str):
         with psycopg.connect(url_or_conn, autocommit=True) as conn:
             return catalog(conn)

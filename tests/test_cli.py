@@ -93,6 +93,10 @@ def test_bad_flags_are_one_line_usage_errors(run: Any, args: list[str], mentions
         (["--carat-min", "2", "--carat-max", "1"], "carat"),
         (["--sort-by", "colour"], "sort_by"),
         (["--page", "0"], "page"),
+        (["--ratio-min", "long"], "ratio_min"),
+        (["--table-min", "70", "--table-max", "60"], "table"),
+        (["--rating-max", "11"], "rating_max"),
+        (["--projection", "short"], "projection"),
     ],
 )
 def test_bad_search_values_name_the_filter(
@@ -304,22 +308,39 @@ def test_demo_summary_matches_the_database(
     out = result.out
     assert "The seed README's search" in out
 
-    run_id = _fact(out, "run").split()[0]
-    assert _fact(out, "run").endswith("(completed)")
-    completed, expected = scalar(
-        url,
-        "SELECT array[completed_workers, expected_workers] FROM run_metadata"
-        " WHERE run_id = %s AND completed_at IS NOT NULL",
-        run_id,
-    )
-    assert _fact(out, "workers completed") == f"{completed} of {expected}" == "3 of 3"
-    assert scalar(url, "SELECT count(*) FROM worker_runs WHERE status = 'completed'") == 3
-
-    raw = scalar(url, "SELECT count(*) FROM raw_diamonds_nivoda WHERE run_id = %s", run_id)
-    assert _number(out, "raw payloads stored") == raw == 1500
-    done = "SELECT count(*) FROM raw_diamonds_nivoda WHERE consolidation_status = 'done'"
-    assert _number(out, "raw payloads consolidated") == scalar(url, done) == 1500
+    # Two feeds, each its own run, workers and consolidators; nivoda two thirds of the offers.
+    for feed, offers in (("nivoda", 1000), ("vdb", 500)):
+        run_id = _fact(out, f"{feed} run").split()[0]
+        assert _fact(out, f"{feed} run").endswith("(completed)")
+        completed, expected, supplier = fetch(
+            url,
+            "SELECT completed_workers, expected_workers, supplier FROM run_metadata"
+            " WHERE run_id = %s AND completed_at IS NOT NULL",
+            run_id,
+        )[0]
+        assert supplier == feed
+        assert _fact(out, f"{feed} workers completed") == f"{completed} of {expected}" == "3 of 3"
+        raw = fetch(
+            url,
+            "SELECT count(*), count(*) FILTER (WHERE consolidation_status = 'done')"
+            " FROM raw_diamonds WHERE run_id = %s AND supplier = %s",
+            run_id,
+            feed,
+        )[0]
+        assert raw == (offers, offers)
+        assert _fact(out, f"{feed} raw payloads") == f"{offers:,} stored, {offers:,} consolidated"
+        live = "SELECT count(*) FROM diamonds WHERE status = 'active' AND supplier = %s"
+        assert scalar(url, live, feed) == offers
+    assert scalar(url, "SELECT count(*) FROM worker_runs WHERE status = 'completed'") == 6
+    assert _number(out, "raw payloads stored") == 1500
+    assert _number(out, "raw payloads consolidated") == 1500
     assert _number(out, "raw payloads pending") == 0
+
+    # The facet counts and the recommendation are what the library returns for that data.
+    assert "Facet counts of the README search's filters" in out
+    assert "Recommended for " in out
+    for slot in ("highest rated", "most expensive", "mid rated"):
+        assert re.search(rf"^\W*{slot}\W", out, re.MULTILINE), slot
 
     active = "SELECT count(*) FROM diamonds WHERE status = 'active'"
     assert _number(out, "active diamonds") == scalar(url, active) == 1500
@@ -429,8 +450,8 @@ def test_demo_at_80_columns_splits_no_id_price_or_count(
                  "--database-url", url)  # fmt: skip
     assert result.code == 0, result
     out = result.out
-    counts = [line for line in out.splitlines() if " 600/600 " in line]
-    assert len(counts) == 2, out  # both progress bars, counts whole
+    counts = [line for line in out.splitlines() if re.search(r" (400/400|200/200) ", line)]
+    assert len(counts) == 4, out  # both progress bars of both feeds, counts whole
     rows = _rows_shown(out, 80)
     assert len(rows) >= 5, out
     for stone, price in rows:
@@ -438,7 +459,7 @@ def test_demo_at_80_columns_splits_no_id_price_or_count(
                       stone) == price  # fmt: skip
     ids = re.findall(r"syn-[\d-]*", out)
     assert ids
-    assert all(re.fullmatch(r"syn-7-\d{8}", i) for i in ids), ids
+    assert all(re.fullmatch(r"syn-[78]-\d{8}", i) for i in ids), ids  # the two feeds' seeds
     for line in out.splitlines():
         assert len(line) <= 80 or "--cursor" in line, line  # the cursor line is left whole
 
@@ -468,6 +489,8 @@ def _rows_shown(out: str, width: int) -> list[tuple[str, int]]:
             header = [cell.strip() for cell in line.strip("┃").split("┃")]
         elif line.startswith("│"):
             assert len(line) <= width, out
+            if header[0] in ("slot", "value"):  # the demo's recommendations and facet counts
+                continue
             cells = dict(zip(header, (c.strip() for c in line.strip("│").split("│")), strict=True))
             assert {"stone", "price"} <= set(cells), f"a header split across lines:\n{out}"
             assert re.fullmatch(r"syn-\d+-\d{8}", cells["stone"]), out
@@ -516,6 +539,60 @@ def test_search_sql_prints_render_search_without_a_database(run: Any) -> None:
         assert f"--   {key} = {value!r}\n" in result.out
 
 
+# Every new filter of issue 13 as a flag, and as render_search takes the same values.
+RANGES = {
+    "ratio_min": "1.1", "ratio_max": "1.6", "table_min": "54", "table_max": "64",
+    "depth_pct_min": "58", "depth_pct_max": "66", "crown_angle_min": "30",
+    "crown_angle_max": "38", "pavilion_angle_min": "40", "pavilion_angle_max": "42",
+    "length_min": "5", "length_max": "9", "width_min": "4", "width_max": "8",
+    "depth_mm_min": "3", "depth_mm_max": "6",
+}  # fmt: skip
+NEW_FLAGS = (
+    "--supplier", "nivoda,vdb", "--fancy-colors", "Yellow,Pink", "--fancy-color",
+    "--fancy-intensities", "Fancy,Vivid", "--fluorescence-intensities", "None,Faint",
+    *(part for name, value in RANGES.items() for part in (f"--{name.replace('_', '-')}", value)),
+    "--no-eye-clean", "--no-bgm", "--rating-max", "8", "--retail-price-min", "1000",
+    "--retail-price-max", "900000", "--sort-by", "ratio", "--projection", "list",
+)  # fmt: skip
+NEW_FILTERS: dict[str, Any] = {
+    "supplier": ["nivoda", "vdb"],
+    "fancy_colors": ["Yellow", "Pink"],
+    "fancy_color": True,
+    "fancy_intensities": ["Fancy", "Vivid"],
+    "fluorescence_intensities": ["None", "Faint"],
+    **RANGES,
+    "eye_clean": False,
+    "no_bgm": True,
+    "rating_max": 8,
+    "retail_price_min": 1000,
+    "retail_price_max": 900_000,
+    "sort_by": "ratio",
+}
+
+
+def test_search_new_flags_are_the_new_filters(run: Any) -> None:
+    result = run("search", *NEW_FLAGS, "--sql")
+    assert result.code == 0, result
+    rendered = search.render_search(**NEW_FILTERS, projection="list")
+    assert result.out.startswith(rendered.sql.strip() + "\n-- parameters:\n")
+    assert "d.fancy_color IS NOT NULL" in rendered.sql
+    for key, value in rendered.params.items():
+        assert f"--   {key} = {value!r}\n" in result.out
+
+
+def test_search_list_projection_prints_summaries(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "200", "--seed", "9", "--database-url", url).code == 0
+    result = run("search", "--projection", "list", "--limit", "3", "--database-url", url)
+    assert result.code == 0, result
+    shown = re.findall(r"^│ ([0-9a-f-]{36}) ", result.out, re.MULTILINE)
+    newest = fetch(
+        url,
+        "SELECT id::TEXT FROM diamonds WHERE status = 'active'"
+        " ORDER BY created_at DESC, id DESC LIMIT 3",
+    )
+    assert shown == [i for (i,) in newest]
+
+
 def test_search_explain_runs_explain_analyze(run: Any, url: str) -> None:
     assert run("seed", "--rows", "50", "--database-url", url).code == 0
     result = run("search", *SEARCH_FLAGS, "--explain", "--database-url", url)
@@ -525,3 +602,47 @@ def test_search_explain_runs_explain_analyze(run: Any, url: str) -> None:
     assert search.EXPLAIN_ANALYZE.startswith("EXPLAIN (ANALYZE")
     line = _short_error(run("search", "--sql", "--explain"), 2)
     assert "--sql" in line
+
+
+# -- facets -----------------------------------------------------------------------
+
+
+def test_facets_prints_the_counts_the_database_holds(run: Any, url: str) -> None:
+    assert run("seed", "--rows", "300", "--seed", "4", "--database-url", url).code == 0
+    flags = ("--facets", "shape,lab_grown", "--shape", "ROUND", "--colors", "D,E,F,G")
+    result = run("facets", *flags, "--database-url", url)
+    assert result.code == 0, result
+    shapes = fetch(
+        url,
+        "SELECT shape, count(*) FROM diamonds WHERE status = 'active'"
+        " AND color = ANY(%s) GROUP BY shape",
+        ["D", "E", "F", "G"],
+    )
+    assert len(shapes) > 2  # every shape is counted, though ROUND is chosen
+    for shape, n in shapes:
+        assert re.search(rf"│ {shape}\s+│\s+{n:,} │", result.out), (shape, n, result.out)
+    origins = fetch(
+        url,
+        "SELECT lab_grown, count(*) FROM diamonds WHERE status = 'active' AND shape = 'ROUND'"
+        " AND color = ANY(%s) GROUP BY lab_grown",
+        ["D", "E", "F", "G"],
+    )
+    for lab_grown, n in origins:
+        assert re.search(rf"│ {lab_grown}\s+│\s+{n:,} │", result.out), (lab_grown, n)
+    capped = run("facets", "--facets", "supplier", "--count", "capped", "--count-cap", "10",
+                 "--database-url", url)  # fmt: skip
+    assert re.search(r"│ nivoda\s+│\s+10\+ │", capped.out), capped.out
+    assert "more than 10 (count capped)" in capped.out
+
+
+def test_facets_sql_and_mistakes(run: Any) -> None:
+    from diamond_db.facets import compose_facets
+
+    result = run("facets", "--facets", "cut", "--colors", "D", "--no-lab-grown", "--sql")
+    assert result.code == 0, result
+    expected = compose_facets(search.DiamondSearch(colors=["D"], lab_grown=False), ["cut"])
+    assert result.out.startswith(expected.sql.strip() + "\n-- parameters:\n")
+    line = _short_error(run("facets", "--facets", "shape,polish", "--sql"), 2)
+    assert "facets[1]" in line
+    assert "unknown facet 'polish'" in line
+    assert "count: " in _short_error(run("facets", "--count", "none", "--sql"), 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import re
@@ -24,10 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
+from benchmarks.search import QUERIES
 from diamond_db import (
     Database,
     DiamondInput,
     DiamondSearch,
+    DiamondSummary,
     Page,
     RenderedQuery,
     ValidationError,
@@ -35,7 +38,7 @@ from diamond_db import (
 )
 from diamond_db._server import Server
 from diamond_db.records import Diamond
-from diamond_db.search import CLARITY_GRADES, SORT_KEYS
+from diamond_db.search import CLARITY_GRADES, SORT_KEYS, SUMMARY_FIELDS
 
 Row = dict[str, Any]
 
@@ -48,7 +51,15 @@ FINISHES = ["EX", "VG", "GD", None]
 FLUORESCENCES = ["NON", "FNT", "MED", None]
 LABS = ["GIA", "IGI", "HRD", None]
 AVAILABILITIES = ["available"] * 6 + ["on_hold", "sold", "unavailable"]
+SUPPLIERS = ["nivoda", "nivoda", "vdb", "rapnet"]
+FANCY_COLORS = ["Yellow", "Pink", "Blue"]  # distinct initials: any collation orders them alike
+FANCY_INTENSITIES = ["Faint", "Fancy", "Intense", "Vivid", None]
+FLUORESCENCE_INTENSITIES = ["None", "Faint", "Medium", "Strong", None]
+TINTS = ["None", "none", "NO", "n/a", "N/A", "", None, None, "Light Brown", "Faint", "nonE"]
+NONE_TINTS = {"none", "no", "n/a", ""}
 SORTS = list(SORT_KEYS)  # the whitelist itself
+NEW_SORTS = ["ratio", "certificate_lab", "fluorescence_intensity", "fancy_color"]
+NEW_SORTS += ["table_pct", "depth_pct"]  # issue 13
 ROWS = 2400
 BATCH = 400  # every row of a batch gets the same created_at: ties broken by id
 
@@ -77,7 +88,38 @@ def synthetic(n: int, rng: random.Random) -> DiamondInput:
         availability=rng.choice(AVAILABILITIES),  # type: ignore[arg-type]
         certificate_lab=rng.choice(LABS),
         status="deleted" if rng.random() < 0.05 else "active",
+        **grading(rng),
     )
+
+
+def _maybe(rng: random.Random, low: int, high: int, places: int) -> Decimal | None:
+    """A Decimal in [low, high] / 10**places from few distinct values (ties), or NULL (20%)."""
+    if rng.random() < 0.2:
+        return None
+    return Decimal(rng.randrange(low, high + 1, (high - low) // 8 or 1)).scaleb(-places)
+
+
+def grading(rng: random.Random) -> dict[str, Any]:
+    """The grading columns of issue 13: supplier, fancy colours, proportions, tints."""
+    fancy = rng.random() < 0.15
+    return {
+        "supplier": rng.choice(SUPPLIERS),
+        "fancy_color": rng.choice(FANCY_COLORS) if fancy else None,
+        "fancy_intensity": rng.choice(FANCY_INTENSITIES) if fancy else None,
+        "fluorescence_intensity": rng.choice(FLUORESCENCE_INTENSITIES),
+        "ratio": _maybe(rng, 1000, 2000, 3),
+        "table_pct": _maybe(rng, 5000, 7000, 2),
+        "depth_pct": _maybe(rng, 5500, 7500, 2),
+        "crown_angle": _maybe(rng, 2800, 4000, 2),
+        "pavilion_angle": _maybe(rng, 3900, 4300, 2),
+        "length_mm": _maybe(rng, 400, 1200, 2),
+        "width_mm": _maybe(rng, 400, 1000, 2),
+        "depth_mm": _maybe(rng, 250, 700, 2),
+        "eye_clean": rng.choice([True, True, False, None]),
+        "brown": rng.choice(TINTS),
+        "green": rng.choice(TINTS),
+        "milky": rng.choice(TINTS),
+    }
 
 
 async def _seed(url: str) -> None:
@@ -129,27 +171,57 @@ def _matches(row: Row, f: dict[str, Any]) -> bool:
         ("fluorescences", "fluorescence"),
         ("certificate_labs", "certificate_lab"),
         ("availability", "availability"),
+        ("supplier", "supplier"),
+        ("fancy_colors", "fancy_color"),
+        ("fancy_intensities", "fancy_intensity"),
+        ("fluorescence_intensities", "fluorescence_intensity"),
     ]:
         values = _as_list(f.get(name))
         if values is not None and row[column] not in values:
             return False
-    for name, column in [("lab_grown", "lab_grown"), ("treated", "treated")]:
-        if f.get(name) is not None and row[column] is not f[name]:
+    for name in ("lab_grown", "treated", "eye_clean"):
+        if f.get(name) is not None and row[name] is not f[name]:
             return False
-    bounds = [
-        ("carat_min", "carats", 1),
-        ("carat_max", "carats", -1),
-        ("price_min", "supplier_price_cents", 1),
-        ("price_max", "supplier_price_cents", -1),
-        ("rating_min", "rating", 1),
-    ]
-    for name, column, sign in bounds:
-        if f.get(name) is None:
+    if f.get("fancy_color") is not None and (row["fancy_color"] is not None) != f["fancy_color"]:
+        return False
+    if f.get("no_bgm") and any(
+        row[tint] is not None and row[tint].lower() not in NONE_TINTS
+        for tint in ("brown", "green", "milky")
+    ):
+        return False
+    return all(_within(row, f, name, column) for name, column in BOUNDS)
+
+
+# Range filters: name (without _min/_max) -> column.
+BOUNDS = {
+    "carat": "carats",
+    "price": "supplier_price_cents",
+    "retail_price": "retail_price_cents",
+    "rating": "rating",
+    "ratio": "ratio",
+    "table": "table_pct",
+    "depth_pct": "depth_pct",
+    "crown_angle": "crown_angle",
+    "pavilion_angle": "pavilion_angle",
+    "length": "length_mm",
+    "width": "width_mm",
+    "depth_mm": "depth_mm",
+}.items()
+
+
+def _within(row: Row, f: dict[str, Any], name: str, column: str) -> bool:
+    for bound_name, sign in ((f"{name}_min", 1), (f"{name}_max", -1)):
+        if f.get(bound_name) is None:
             continue
-        bound = Decimal(repr(f[name])) if isinstance(f[name], float) else Decimal(f[name])
+        bound = _number(f[bound_name])
         if row[column] is None or (row[column] - bound) * sign < 0:
             return False
     return True
+
+
+def _number(value: Any) -> Decimal:
+    """A Decimal-like bound as the library reads it (a float through its shortest repr)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def _tier(value: Any, sort_by: str) -> int:
@@ -241,6 +313,37 @@ ONE_FILTER: list[tuple[str, Any]] = [
     ("rating_min", 1),
     ("availability", "available"),
     ("availability", ["sold", "on_hold"]),
+    # issue 13
+    ("supplier", "vdb"),
+    ("supplier", ["nivoda", "rapnet"]),
+    ("fancy_colors", ["Pink", "Blue"]),
+    ("fancy_color", True),
+    ("fancy_color", False),
+    ("fancy_intensities", "Vivid"),
+    ("fluorescence_intensities", ["None", "Faint"]),
+    ("ratio_min", Decimal("1.5")),
+    ("ratio_max", "1.125"),
+    ("table_min", 60),
+    ("table_max", 57.5),
+    ("depth_pct_min", "62.5"),
+    ("depth_pct_max", Decimal("60")),
+    ("crown_angle_min", 35),
+    ("crown_angle_max", "31.5"),
+    ("pavilion_angle_min", Decimal("41")),
+    ("pavilion_angle_max", 40.5),
+    ("length_min", 9),
+    ("length_max", "6.5"),
+    ("width_min", 8),
+    ("width_max", 5.25),
+    ("depth_mm_min", 5),
+    ("depth_mm_max", "3.5"),
+    ("eye_clean", True),
+    ("eye_clean", False),
+    ("no_bgm", True),
+    ("no_bgm", False),
+    ("rating_max", 3),
+    ("retail_price_min", 700_000),
+    ("retail_price_max", 150_000),
 ]
 
 
@@ -275,6 +378,40 @@ COMBINED: list[dict[str, Any]] = [
     {"certificate_labs": ["IGI", "HRD"], "fluorescences": "NON", "sort_by": "retail_price_cents"},
     {"carat_min": "0.5", "carat_max": "0.5"},
     {"shape": "HEART"},  # nothing matches
+    {  # issue 13: a storefront's oval search
+        "shape": "OVAL",
+        "ratio_min": "1.3",
+        "ratio_max": "1.8",
+        "table_max": 65,
+        "depth_pct_min": 58,
+        "eye_clean": True,
+        "no_bgm": True,
+        "sort_by": "ratio",
+    },
+    {
+        "fancy_color": True,
+        "fancy_colors": ["Yellow", "Pink"],
+        "fancy_intensities": ["Intense", "Vivid"],
+        "sort_by": "fancy_color",
+        "sort_order": "asc",
+    },
+    {"supplier": ["vdb", "rapnet"], "rating_min": 3, "rating_max": 7, "sort_by": "certificate_lab"},
+    {
+        "retail_price_min": 100_000,
+        "retail_price_max": 600_000,
+        "crown_angle_min": 30,
+        "pavilion_angle_max": 42,
+        "sort_by": "table_pct",
+    },
+    {
+        "length_min": 5,
+        "width_max": 9,
+        "depth_mm_min": 3,
+        "fluorescence_intensities": ["None", "Faint", "Medium"],
+        "sort_by": "fluorescence_intensity",
+        "sort_order": "asc",
+    },
+    {"fancy_color": False, "no_bgm": True, "lab_grown": True, "sort_by": "depth_pct"},
 ]
 
 
@@ -295,7 +432,7 @@ async def test_nothing_matches(db: Database) -> None:
 # -- pagination and sorting ----------------------------------------------------
 
 
-@pytest.mark.parametrize("sort_by", SORTS)
+@pytest.mark.parametrize("sort_by", [s for s in SORTS if s not in NEW_SORTS])
 @pytest.mark.parametrize("sort_order", ["asc", "desc"])
 async def test_every_row_once_in_order(
     db: Database, rows: list[Row], sort_by: str, sort_order: str
@@ -306,6 +443,17 @@ async def test_every_row_once_in_order(
     await check_walk(db, rows, by_cursor=True, limit=100, **sort)
     await check_walk(db, rows, by_cursor=False, limit=7, shape="OVAL", **sort)
     await check_walk(db, rows, by_cursor=True, limit=7, shape="OVAL", **sort)
+
+
+@pytest.mark.parametrize("sort_by", NEW_SORTS)
+@pytest.mark.parametrize("sort_order", ["asc", "desc"])
+async def test_new_sorts_every_row_once_in_order(
+    db: Database, rows: list[Row], sort_by: str, sort_order: str
+) -> None:
+    """The same for issue 13's sorts, one walk of each kind (they share the machinery)."""
+    sort = {"sort_by": sort_by, "sort_order": sort_order}
+    await check_walk(db, rows, by_cursor=True, limit=100, **sort)
+    await check_walk(db, rows, by_cursor=False, limit=7, shape="OVAL", **sort)
 
 
 async def test_cursor_pages_equal_offset_pages(db: Database) -> None:
@@ -414,6 +562,48 @@ async def test_count_modes(db: Database, rows: list[Row]) -> None:
     assert (empty.items, empty.total, empty.next_cursor) == ([], None, None)
 
 
+# -- projections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sort_by", ["created_at", "clarity", "ratio", "price_per_carat_cents"])
+async def test_list_projection_is_the_same_pages_as_summaries(
+    db: Database, rows: list[Row], sort_by: str
+) -> None:
+    """Same ids, totals and cursors as the full projection, each item a DiamondSummary of its
+    row; a cursor of either projection continues the other."""
+    f: dict[str, Any] = {"sort_by": sort_by, "shape": ["ROUND", "PEAR"], "limit": 40}
+    stored = {r["id"]: r for r in rows}
+    full = await walk(db, by_cursor=True, **f)
+    pages = [await db.search_diamonds(**f, projection="list")]
+    while pages[-1].next_cursor is not None:
+        cursor = pages[-1].next_cursor
+        pages.append(await db.search_diamonds(**f, cursor=cursor, projection="list"))
+    assert [ids(p) for p in pages] == [ids(p) for p in full]
+    assert [(p.next_cursor, p.total, p.page) for p in pages] == [
+        (p.next_cursor, p.total, p.page) for p in full
+    ]
+    assert len(pages) > 2
+    for item in (item for page in pages for item in page.items):
+        assert type(item) is DiamondSummary
+        assert dataclasses.asdict(item) == {name: stored[item.id][name] for name in SUMMARY_FIELDS}
+    continued = await db.search_diamonds(**f, cursor=full[0].next_cursor, projection="list")
+    assert ids(continued) == ids(full[1])
+
+
+@pytest.mark.parametrize(("sort_by", "extra"), [("rating", []), ("table_pct", ["table_pct"])])
+def test_list_projection_sends_only_the_summary_columns(
+    search_url: str, sort_by: str, extra: list[str]
+) -> None:
+    """The summary's columns, plus the sort key's when it is not one (the cursor needs it)."""
+    for count in ("exact", "none"):
+        query = render_search(projection="list", sort_by=sort_by, count=count, limit=5)
+        with psycopg.connect(search_url) as conn:
+            cursor = conn.execute(query.sql.encode(), query.params)
+            names = [column.name for column in cursor.description or ()]
+        total = ["search_total"] if count == "exact" else []
+        assert names == [*SUMMARY_FIELDS, *extra, *total]
+
+
 # -- rendering -----------------------------------------------------------------
 
 
@@ -491,6 +681,46 @@ BAD_SEARCHES: list[tuple[str, dict[str, Any]]] = [
     ("cursor", {"cursor": 12}),
     ("cursor", {"cursor": "not a cursor"}),
     ("cursor", {"cursor": "e30"}),  # {}
+    # issue 13
+    ("supplier", {"supplier": 3}),
+    ("supplier[0]", {"supplier": [""]}),
+    ("fancy_colors[1]", {"fancy_colors": ["Pink", None]}),
+    ("fancy_intensities", {"fancy_intensities": {"Vivid": 1}}),
+    ("fluorescence_intensities[0]", {"fluorescence_intensities": [1]}),
+    ("fancy_color", {"fancy_color": "yes"}),
+    ("eye_clean", {"eye_clean": 1}),
+    ("no_bgm", {"no_bgm": "true"}),
+    ("ratio_min", {"ratio_min": "long"}),
+    ("ratio_max", {"ratio_max": 100}),  # NUMERIC(5,3): under 100
+    ("ratio_min", {"ratio_min": 2, "ratio_max": "1.5"}),
+    ("table_min", {"table_min": float("nan")}),
+    ("table_max", {"table_max": True}),
+    ("table_min", {"table_min": 70, "table_max": 60}),
+    ("depth_pct_min", {"depth_pct_min": 1000}),
+    ("depth_pct_max", {"depth_pct_max": [60]}),
+    ("depth_pct_min", {"depth_pct_min": 65, "depth_pct_max": 60}),
+    ("crown_angle_min", {"crown_angle_min": "steep"}),
+    ("crown_angle_max", {"crown_angle_max": float("-inf")}),
+    ("crown_angle_min", {"crown_angle_min": 40, "crown_angle_max": 30}),
+    ("pavilion_angle_min", {"pavilion_angle_min": False}),
+    ("pavilion_angle_max", {"pavilion_angle_max": "4e3"}),
+    ("pavilion_angle_min", {"pavilion_angle_min": 43, "pavilion_angle_max": 41}),
+    ("length_min", {"length_min": "x"}),
+    ("length_max", {"length_max": 10_000}),  # NUMERIC(6,2): under 10,000
+    ("length_min", {"length_min": 9, "length_max": 5}),
+    ("width_min", {"width_min": object()}),
+    ("width_max", {"width_max": float("inf")}),
+    ("width_min", {"width_min": "9.01", "width_max": 9}),
+    ("depth_mm_min", {"depth_mm_min": "five"}),
+    ("depth_mm_max", {"depth_mm_max": Decimal("NaN")}),
+    ("depth_mm_min", {"depth_mm_min": 6, "depth_mm_max": 3}),
+    ("rating_max", {"rating_max": 0}),
+    ("rating_max", {"rating_max": 11}),
+    ("rating_min", {"rating_min": 8, "rating_max": 2}),
+    ("retail_price_min", {"retail_price_min": -1}),
+    ("retail_price_max", {"retail_price_max": 2.5}),
+    ("retail_price_min", {"retail_price_min": 900, "retail_price_max": 100}),
+    ("projection", {"projection": "short"}),
 ]
 
 
@@ -499,7 +729,7 @@ async def test_bad_search_names_the_field(argument: str, f: dict[str, Any]) -> N
     with pytest.raises(ValidationError) as caught:
         render_search(**f)
     assert caught.value.argument == argument
-    with pytest.raises(TypeError if argument == "colour" else ValidationError):
+    with pytest.raises(TypeError if argument in ("colour", "projection") else ValidationError):
         DiamondSearch(**f)  # the record itself refuses it too (an unknown name: TypeError)
     # and nothing is sent: the Database is never even opened here
     with pytest.raises(ValidationError):
@@ -567,7 +797,31 @@ def _values(domain: Sequence[str | None]) -> st.SearchStrategy[Any]:
     return st.none() | known | st.lists(known | odd, max_size=4)
 
 
-SEARCH_STRATEGY = st.fixed_dictionaries(
+# The measurement filters' ranges in the seeded rows: name -> (low, high, decimal places).
+MEASURES = {
+    "ratio": (1, 2, 3),
+    "table": (50, 70, 2),
+    "depth_pct": (55, 75, 2),
+    "crown_angle": (28, 40, 2),
+    "pavilion_angle": (39, 43, 2),
+    "length": (4, 12, 2),
+    "width": (4, 10, 2),
+    "depth_mm": (2, 7, 2),
+}
+
+
+def _numbers(low: int, high: int, places: int) -> st.SearchStrategy[Any]:
+    """Decimal-like bounds as callers pass them: Decimal, str, int or float."""
+    decimals = st.decimals(low, high, places=places)
+    return (
+        decimals
+        | decimals.map(str)
+        | st.integers(low, high)
+        | st.floats(low, high).map(lambda x: round(x, places))
+    )
+
+
+OLD_SEARCH_STRATEGY = st.fixed_dictionaries(
     {},
     optional={
         "shape": _values(SHAPES),
@@ -593,11 +847,38 @@ SEARCH_STRATEGY = st.fixed_dictionaries(
         "count": st.sampled_from(["exact", "capped", "none"]),
     },
 )
+# Issue 13's filters, up to three at a time on top of the others (all of them at once
+# would leave nothing to find).
+NEW_FILTERS: dict[str, st.SearchStrategy[Any]] = {
+    "rating_max": st.integers(1, 10),
+    "supplier": _values(SUPPLIERS),
+    "fancy_colors": _values(FANCY_COLORS),
+    "fancy_intensities": _values(FANCY_INTENSITIES),
+    "fluorescence_intensities": _values(FLUORESCENCE_INTENSITIES),
+    "fancy_color": st.booleans(),
+    "eye_clean": st.booleans(),
+    "no_bgm": st.booleans(),
+    "retail_price_min": st.integers(0, 1_200_000),
+    "retail_price_max": st.integers(0, 1_200_000),
+    **{
+        f"{name}_{end}": _numbers(low, high, places)
+        for name, (low, high, places) in MEASURES.items()
+        for end in ("min", "max")
+    },
+}
+SEARCH_STRATEGY = st.tuples(
+    OLD_SEARCH_STRATEGY,
+    st.lists(st.sampled_from(sorted(NEW_FILTERS)), max_size=3, unique=True).flatmap(
+        lambda names: st.fixed_dictionaries({name: NEW_FILTERS[name] for name in names})
+    ),
+).map(lambda parts: {**parts[0], **parts[1]})
 
 
 def _ordered(f: dict[str, Any]) -> dict[str, Any]:
-    for low, high in (("carat_min", "carat_max"), ("price_min", "price_max")):
-        if f.get(low) is not None and f.get(high) is not None and Decimal(f[low]) > f[high]:
+    for name in dict(BOUNDS):
+        low, high = f"{name}_min", f"{name}_max"
+        both = f.get(low) is not None and f.get(high) is not None
+        if both and _number(f[low]) > _number(f[high]):
             f[low], f[high] = f[high], f[low]
     return f
 
@@ -632,12 +913,15 @@ def test_random_searches_match_the_oracle(search_url: str, rows: list[Row]) -> N
 PLAN_ROWS = 100_000
 
 # One statement, realistic distributions; about 3% soft-deleted, 3% NULL colours and
-# clarities, 2% unknown clarity grades, 10% NULL retail prices, 20% NULL ratings.
+# clarities, 2% unknown clarity grades, 10% NULL retail prices, 20% NULL ratings; grading
+# data (issue 13): 2% fancy colours, 5% NULL proportions, eye-clean mostly, 10% tinted.
 SEED = """
 INSERT INTO diamonds (
     supplier_stone_id, offer_id, shape, carats, color, clarity, cut, polish, symmetry,
     fluorescence, lab_grown, treated, supplier_price_cents, price_per_carat_cents,
-    retail_price_cents, rating, availability, certificate_lab, status, deleted_at, created_at
+    retail_price_cents, rating, availability, certificate_lab, status, deleted_at, created_at,
+    supplier, fancy_color, fancy_intensity, fluorescence_intensity, ratio, table_pct,
+    depth_pct, eye_clean, brown, green, milky
 )
 SELECT
     'S' || i, 'O' || i, shape, carats, color, clarity, cut, cut, cut, fluorescence,
@@ -645,7 +929,20 @@ SELECT
     CASE WHEN x < 0.1 THEN NULL ELSE (price * 1.15)::BIGINT END,
     CASE WHEN x < 0.3 THEN NULL ELSE 1 + mod((x * 1000)::INT, 10) END,
     availability, lab, status, CASE WHEN status = 'deleted' THEN now() END,
-    TIMESTAMPTZ '2024-01-01' + mod(i, 5000) * INTERVAL '10 minutes'
+    TIMESTAMPTZ '2024-01-01' + mod(i, 5000) * INTERVAL '10 minutes',
+    (ARRAY['nivoda', 'nivoda', 'vdb'])[1 + mod(i, 3)],
+    CASE WHEN y < 0.02 THEN (ARRAY['Yellow', 'Pink', 'Blue'])[1 + mod(i, 3)] END,
+    CASE WHEN y < 0.02 THEN (ARRAY['Fancy', 'Intense', 'Vivid'])[1 + mod(i, 7 * 3) / 7] END,
+    (ARRAY['None', 'None', 'Faint', 'Medium', 'Strong'])[1 + mod(i, 5)],
+    CASE WHEN y > 0.95 THEN NULL
+        WHEN shape = 'ROUND' THEN round((1 + random() * 0.02)::NUMERIC, 3)
+        ELSE round((1 + random())::NUMERIC, 3) END,
+    CASE WHEN y > 0.95 THEN NULL ELSE round((52 + random() * 14)::NUMERIC, 1) END,
+    CASE WHEN y > 0.95 THEN NULL ELSE round((58 + random() * 10)::NUMERIC, 1) END,
+    random() < 0.85,
+    CASE WHEN y BETWEEN 0.5 AND 0.55 THEN 'Light Brown' ELSE 'None' END,
+    CASE WHEN y BETWEEN 0.6 AND 0.62 THEN 'Faint Green' END,
+    CASE WHEN y BETWEEN 0.7 AND 0.73 THEN 'Milky' ELSE 'No' END
 FROM (
     SELECT
         s.*,
@@ -671,6 +968,7 @@ FROM (
             random() < 0.4 AS lab_grown,
             random() < 0.02 AS treated,
             random() AS x,
+            random() AS y,
             CASE WHEN random() < 0.9 THEN 'available' ELSE 'sold' END AS availability,
             (ARRAY['GIA', 'GIA', 'IGI', 'HRD'])[1 + floor(random() * 4)::INT] AS lab,
             CASE WHEN random() < 0.03 THEN 'deleted' ELSE 'active' END AS status
@@ -689,6 +987,14 @@ def seeded_url(diamond_db_server: Server) -> Iterator[str]:
             conn.execute(SEED.encode(), {"rows": PLAN_ROWS})
             conn.execute("VACUUM ANALYZE diamonds")
         yield url
+
+
+# Nullable sort keys with an index (sql/bootstrap.sql); the sorts of issue 13 not listed
+# have none, by choice (measured there).
+INDEXED_NULLABLE_SORTS = (
+    "clarity", "rating", "color", "retail_price_cents",
+    "ratio", "table_pct", "depth_pct", "fancy_color",
+)  # fmt: skip
 
 
 def plan_nodes(url: str, query: RenderedQuery) -> list[dict[str, Any]]:
@@ -719,6 +1025,60 @@ def test_readme_search_uses_an_index(seeded_url: str, count: str) -> None:
     assert set(scans) <= {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
 
 
+# Issue 13: new filters added to the benchmark's searches (benchmarks/search.py, Q1-Q6).
+NEW_FILTER_SET: dict[str, Any] = {
+    "supplier": ["nivoda", "vdb"],
+    "fancy_color": False,
+    "ratio_min": "1.0",
+    "ratio_max": "1.9",
+    "table_max": 65,
+    "eye_clean": True,
+    "no_bgm": True,
+}
+# A storefront's searches on the new columns, sorted as a result list is.
+STOREFRONT_SEARCHES: dict[str, dict[str, Any]] = {
+    "oval": {
+        "shape": "OVAL",
+        "lab_grown": False,
+        "carat_min": 1,
+        "ratio_min": "1.3",
+        "ratio_max": "1.5",
+        "table_max": 64,
+        "depth_pct_min": 60,
+        "eye_clean": True,
+        "no_bgm": True,
+        "sort_by": "supplier_price_cents",
+        "sort_order": "asc",
+    },
+    "fancy": {"fancy_color": True, "fancy_colors": ["Pink", "Blue"], "sort_by": "created_at"},
+    "ratio": {"ratio_min": "1.45", "ratio_max": "1.5", "sort_by": "ratio"},
+}
+
+
+@pytest.mark.parametrize("q", sorted(QUERIES))
+def test_benchmark_searches_with_new_filters_read_their_page_from_an_index(
+    seeded_url: str, q: str
+) -> None:
+    nodes = plan_nodes(seeded_url, render_search(**QUERIES[q], **NEW_FILTER_SET, count="none"))
+    scans = scans_of_diamonds(nodes)
+    assert scans, nodes
+    assert "Seq Scan" not in scans, scans
+
+
+@pytest.mark.parametrize("count", ["none", "exact"])
+@pytest.mark.parametrize("name", sorted(STOREFRONT_SEARCHES))
+def test_storefront_searches_on_new_columns_use_an_index(
+    seeded_url: str, name: str, count: str
+) -> None:
+    """Page and count: the oval search from the shape index, the fancy one from the small
+    partial index of fancy colours, the ratio range from the ratio index."""
+    search = STOREFRONT_SEARCHES[name]
+    nodes = plan_nodes(seeded_url, render_search(**search, count=count, projection="list"))
+    scans = scans_of_diamonds(nodes)
+    assert scans, nodes
+    assert "Seq Scan" not in scans, scans
+
+
 async def test_deep_cursor_page_by_price_starts_in_the_index(seeded_url: str) -> None:
     search: dict[str, Any] = {"sort_by": "supplier_price_cents", "sort_order": "asc", "limit": 100}
     async with Database(seeded_url, min_size=1) as db:
@@ -742,7 +1102,7 @@ async def test_deep_cursor_page_by_price_starts_in_the_index(seeded_url: str) ->
 
 
 @pytest.mark.parametrize("sort_order", ["asc", "desc"])
-@pytest.mark.parametrize("sort_by", ["clarity", "rating", "color", "retail_price_cents"])
+@pytest.mark.parametrize("sort_by", [*INDEXED_NULLABLE_SORTS])
 async def test_nullable_sorts_read_index_ranges(
     seeded_url: str, sort_by: str, sort_order: str
 ) -> None:
@@ -754,6 +1114,8 @@ async def test_nullable_sorts_read_index_ranges(
     scans = [n for n in nodes if n.get("Relation Name") == "diamonds"]
     assert {n["Node Type"] for n in scans} == {"Index Scan"}
     assert sum(n["Actual Rows"] for n in scans) <= len(SORT_KEYS[sort_by].tiers) * 51
+    if sort_by in NEW_SORTS:  # issue 13: read from its own index
+        assert f"diamonds_search_{sort_by}_idx" in {n.get("Index Name") for n in scans}
 
 
 CLARITY_TIERS = {  # the rows of each tier of the clarity sort, in order

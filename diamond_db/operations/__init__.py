@@ -8,6 +8,8 @@ inherit `Operations`, so every operation is available on each.
 from __future__ import annotations
 
 from .api_keys import ApiKeyOperations
+from .catalogue import CatalogueOperations
+from .catalogue_jobs import CatalogueJobOperations
 from .checkout import CheckoutOperations
 from .dashboard import DashboardOperations
 from .dataset_versions import DatasetVersionOperations
@@ -18,6 +20,7 @@ from .hold_history import HoldHistoryOperations
 from .partition_progress import PartitionProgressOperations
 from .pricing_rules import PricingRuleOperations
 from .purchase_history import PurchaseHistoryOperations
+from .rating_rules import RatingRuleOperations
 from .raw_diamonds import RawDiamondOperations
 from .run_control import RunControlOperations
 from .run_metadata import RunMetadataOperations
@@ -30,11 +33,14 @@ class Operations(
     RunMetadataOperations,
     WorkerRunOperations,
     PricingRuleOperations,
+    RatingRuleOperations,
+    CatalogueJobOperations,
     ApiKeyOperations,
     HoldHistoryOperations,
     PurchaseHistoryOperations,
     CheckoutOperations,
     ExchangeRateOperations,
+    CatalogueOperations,
     PartitionProgressOperations,
     RunControlOperations,
     DatasetVersionOperations,

@@ -5,15 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 from uuid import UUID
 
 import orjson
 
 from .._executor import Executor
 from ..errors import ValidationError
-from ..records import Availability, Diamond, DiamondInput
-from ..search import DiamondSearch, Page, build_search, compose, make_page, page_row
+from ..records import Availability, Diamond, DiamondInput, DiamondSummary
+from ..search import (
+    SORT_KEYS,
+    DiamondSearch,
+    Page,
+    Projection,
+    R,
+    build_search,
+    compose,
+    make_page,
+    page_row,
+    projection_arg,
+)
 from ..validation import (
     AVAILABILITIES,
     DIAMOND_STATUSES,
@@ -240,15 +251,16 @@ class DiamondOperations(Executor):
         offer = text_arg("offer_id", offer_id)
         return await self._one(Diamond, "get_diamond_by_offer_id", offer_id=offer)
 
-    async def upsert_diamond(self, diamond: DiamondInput) -> Diamond:
+    async def upsert_diamond(self, diamond: DiamondInput, *, apply_rules: bool = False) -> Diamond:
         """Insert or update one diamond on (supplier, supplier_stone_id); the stored row.
 
         Same statement and rules as upsert_diamonds; the stored row is read back
         in the same transaction, on the primary.
         """
         row = _input_row("diamond", diamond)
+        rules = bool_arg("apply_rules", apply_rules)
         async with self._atomic() as tx:
-            await tx._rowcount("upsert_diamonds", diamonds=_batch([row]))
+            await tx._rowcount("upsert_diamonds", diamonds=_batch([row]), apply_rules=rules)
             stored = await tx._one(
                 Diamond,
                 "get_diamond_by_supplier_key",
@@ -258,18 +270,25 @@ class DiamondOperations(Executor):
         assert stored is not None  # just written in this transaction
         return stored
 
-    async def upsert_diamonds(self, diamonds: Sequence[DiamondInput]) -> int:
+    async def upsert_diamonds(
+        self, diamonds: Sequence[DiamondInput], *, apply_rules: bool = False
+    ) -> int:
         """Insert or update a batch in one statement, all or nothing; distinct diamonds written.
 
         Every row is checked before anything is sent (the error names its index
         and key); a key repeated in the batch counts once, its last row wins.
+        With `apply_rules`, the active pricing and rating rules set markup_ratio,
+        retail_price_cents, pricing_rating and rating in the same statement (the
+        supplied ones are ignored); without, they are stored as given and the
+        given rating is also the pricing_rating.
         """
         if isinstance(diamonds, str | bytes) or not isinstance(diamonds, Sequence):
             raise ValidationError("diamonds", "expected a sequence of DiamondInput")
+        rules = bool_arg("apply_rules", apply_rules)
         rows = [_input_row(f"diamonds[{i}]", d) for i, d in enumerate(diamonds)]
         if not rows:
             return 0
-        return await self._rowcount("upsert_diamonds", diamonds=_batch(rows))
+        return await self._rowcount("upsert_diamonds", diamonds=_batch(rows), apply_rules=rules)
 
     async def update_diamond_availability(
         self,
@@ -298,11 +317,50 @@ class DiamondOperations(Executor):
         """Soft-delete a live diamond; True if this call deleted it (idempotent)."""
         return await self._rowcount("soft_delete_diamond", id=uuid_arg("id", id)) > 0
 
+    @overload
     async def search_diamonds(
-        self, params: DiamondSearch | None = None, **filters: Any
-    ) -> Page[Diamond]:
-        """One page of live diamonds matching the filters (see diamond_db.search)."""
+        self,
+        params: DiamondSearch | None = None,
+        *,
+        projection: Literal["full"] = "full",
+        **filters: Any,
+    ) -> Page[Diamond]: ...
+
+    @overload
+    async def search_diamonds(
+        self, params: DiamondSearch | None = None, *, projection: Literal["list"], **filters: Any
+    ) -> Page[DiamondSummary]: ...
+
+    @overload
+    async def search_diamonds(
+        self, params: DiamondSearch | None = None, *, projection: Projection, **filters: Any
+    ) -> Page[Diamond] | Page[DiamondSummary]: ...
+
+    async def search_diamonds(
+        self,
+        params: DiamondSearch | None = None,
+        *,
+        projection: Projection = "full",
+        **filters: Any,
+    ) -> Page[Diamond] | Page[DiamondSummary]:
+        """One page of live diamonds matching the filters (see diamond_db.search).
+
+        projection="list" returns DiamondSummary records and reads only their columns.
+        """
         search = build_search(params, filters)
-        query = compose(search)
-        rows = await self._composed("search_diamonds", "reader", query.sql, query.params, page_row)
+        if projection_arg(projection) == "list":
+            return await self._search(search, DiamondSummary, "list")
+        return await self._search(search, Diamond, "full")
+
+    async def _search(
+        self, search: DiamondSearch, record: type[R], projection: Projection
+    ) -> Page[R]:
+        query = compose(search, projection)
+        rows = await self._composed(
+            "search_diamonds",
+            "reader",
+            query.sql,
+            query.params,
+            page_row(record, SORT_KEYS[search.sort_by].column),
+        )
         return make_page(search, rows)

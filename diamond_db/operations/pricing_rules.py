@@ -13,6 +13,7 @@ from ..records import PricingRule
 from ..validation import (
     INT4_MAX,
     bool_arg,
+    check_ranges,
     decimal_arg,
     int_arg,
     text_arg,
@@ -49,15 +50,16 @@ _FIELDS: dict[str, Callable[[object], Any]] = {
     ),
     "rating": lambda v: int_arg("rating", v, minimum=1, maximum=10, optional=True),
     "active": lambda v: bool_arg("active", v),
+    "price_min_cents": lambda v: int_arg("price_min_cents", v, minimum=0, optional=True),
+    "price_max_cents": lambda v: int_arg("price_max_cents", v, minimum=0, optional=True),
+    "fancy": lambda v: bool_arg("fancy", v, optional=True),
 }
 
 
 def _checked(values: dict[str, object]) -> dict[str, Any]:
     """Validate the given columns; the carat range too when both ends are given."""
     checked = {name: _FIELDS[name](value) for name, value in values.items()}
-    low, high = checked.get("carat_min"), checked.get("carat_max")
-    if low is not None and high is not None and low > high:
-        raise ValidationError("carat_min", f"must not exceed carat_max ({low} > {high})")
+    check_ranges(checked, [("carat_min", "carat_max"), ("price_min_cents", "price_max_cents")])
     return checked
 
 
@@ -83,8 +85,15 @@ class PricingRuleOperations(Executor):
         lab_grown: bool | None = None,
         supplier: str | None = None,
         rating: int | None = None,
+        price_min_cents: int | None = None,
+        price_max_cents: int | None = None,
+        fancy: bool | None = None,
     ) -> PricingRule:
-        """Add an active rule; a criterion left None matches every diamond."""
+        """Add an active rule; a criterion left None matches every diamond.
+
+        `price_min_cents`/`price_max_cents` bound supplier_price_cents (inclusive);
+        `fancy` matches stones with (True) or without (False) a fancy colour.
+        """
         params = _checked(
             {
                 "markup_ratio": markup_ratio,
@@ -95,6 +104,9 @@ class PricingRuleOperations(Executor):
                 "lab_grown": lab_grown,
                 "supplier": supplier,
                 "rating": rating,
+                "price_min_cents": price_min_cents,
+                "price_max_cents": price_max_cents,
+                "fancy": fancy,
             }
         )
         row = await self._one(PricingRule, "create_pricing_rule", **params)
@@ -135,10 +147,14 @@ class PricingRuleOperations(Executor):
         shape: str,
         lab_grown: bool,
         supplier: str,
+        supplier_price_cents: int | None = None,
+        fancy: bool = False,
     ) -> PricingRule | None:
         """The rule that prices such a diamond: first active match by priority, or None.
 
-        A NULL criterion matches everything; the carat range is inclusive.
+        A NULL criterion matches everything; ranges are inclusive; without
+        `supplier_price_cents` no rule with a price band matches. `fancy`: the
+        stone has a fancy colour.
         """
         return await self._one(
             PricingRule,
@@ -147,4 +163,8 @@ class PricingRuleOperations(Executor):
             shape=text_arg("shape", shape),
             lab_grown=bool_arg("lab_grown", lab_grown),
             supplier=text_arg("supplier", supplier),
+            supplier_price_cents=int_arg(
+                "supplier_price_cents", supplier_price_cents, minimum=0, optional=True
+            ),
+            fancy=bool_arg("fancy", fancy),
         )
