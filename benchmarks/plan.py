@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,10 @@ class Plan:
     lookup_warmup: int = 50
     ingest_rows: int = 20_000
     ingest_rounds: int = 3
+    memory_sizes: tuple[int, ...] = (20_000, 100_000)
+    throughput_clients: tuple[int, ...] = (1, 8, 32)
+    throughput_seconds: float = 10.0
+    throughput_rounds: int = 2
     consolidation_rows: int = 100_000
     consolidation_rounds: int = 2
     consolidators: tuple[int, ...] = (1, 2, 4)
@@ -53,6 +58,9 @@ class Plan:
             lookup_warmup=10,
             ingest_rows=2_000,
             ingest_rounds=1,
+            memory_sizes=(2_000, 5_000),
+            throughput_seconds=1.0,
+            throughput_rounds=1,
             consolidation_rows=5_000,
             consolidation_rounds=1,
             upsert_batch=1_000,
@@ -65,6 +73,12 @@ class Plan:
             feeds_rows=10_000,
             feeds_rounds=3,
         )
+
+    def with_rounds(self, rounds: int) -> Plan:
+        """The same plan with at most `rounds` measured rounds in every scenario."""
+        names = ("search", "ingest", "consolidation", "upsert", "throughput")
+        capped = {f"{n}_rounds": min(getattr(self, f"{n}_rounds"), rounds) for n in names}
+        return dataclasses.replace(self, **capped)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

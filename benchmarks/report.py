@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -74,9 +75,18 @@ def git_revision() -> str | None:
 
 def notes(info: dict[str, Any]) -> list[str]:
     """One-line findings beside the tables (the client-side encoding profile)."""
+    lines = []
+    mapping = info.get("row_mapping")
+    if mapping:
+        lines.append(
+            f"Building one Diamond from a row (Q1 page 1, {mapping['rows']} rows): psycopg's "
+            f"class_row way {mapping['class_row_us']:.2f} µs, record_maker "
+            f"{mapping['record_maker_us']:.2f} µs "
+            f"({mapping['class_row_us'] / mapping['record_maker_us']:.1f}x cheaper)."
+        )
     profile = info.get("encode_profile")
     if not profile:
-        return []
+        return lines
     line = (
         f"Encoding + SHA-256 of {profile['rows']:,} ingest payloads "
         f"(mean {info['ingest_payload_bytes_mean']:,.0f} B of JSON) in Python: "
@@ -86,7 +96,7 @@ def notes(info: dict[str, Any]) -> list[str]:
     if "orjson_plus_sha256_s" in profile:
         same = "identical" if profile["orjson_output_identical"] else "DIFFERENT"
         line += f", orjson {profile['orjson_plus_sha256_s']:.2f} s ({same} bytes)"
-    return [line + "."]
+    return [*lines, line + "."]
 
 
 def print_report(
@@ -95,16 +105,24 @@ def print_report(
     memory: Sequence[PeakWindow],
     targets: Sequence[Target],
     info: dict[str, Any],
+    curve: dict[str, Any] | None = None,
 ) -> None:
     search = [c for c in cases if c.scenario == "search"]
     if search:
         console.print(_search_table(search))
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        console.print(_rows_table("throughput (closed loops, same pool)", *_throughput(throughput)))
     for case in cases:
-        if case.scenario != "search":
+        if case.scenario not in ("search", "throughput"):
             console.print(_case_table(case))
     for line in notes(info):
         console.print(line)
     console.print(_memory_table(memory))
+    if curve:
+        console.print(_rows_table("cost curve (median per call)", *curve_table(curve)))
+        for line in curve_notes(curve):
+            console.print(line)
     console.print(_targets_table(targets))
 
 
@@ -125,6 +143,79 @@ def _search_table(cases: Sequence[Case]) -> Table:
         ratios = _search_ratios(case)
         table.add_row(case.name, f"{case.info['matches']:,}", *cells, *ratios)
     return table
+
+
+THROUGHPUT_COLUMNS: Final = (
+    "clients",
+    "library searches/s",
+    "raw searches/s",
+    "library/raw",
+    "library p50 / p95",
+    "raw p50 / p95",
+    "p95 library/raw",
+    "lookups/s (library, raw)",
+)
+
+
+def _throughput(cases: Sequence[Case]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The throughput table: one row per number of clients."""
+    rows = []
+    for c in cases:
+        i = c.info
+        rows.append(
+            [
+                str(i["clients"]),
+                f"{i['library_searches_per_s']:,.0f}",
+                f"{i['raw_searches_per_s']:,.0f}",
+                f"{c.ratios['library/raw throughput']:.2f}",
+                f"{duration(i['library_p50_s'])} / {duration(i['library_p95_s'])}",
+                f"{duration(i['raw_p50_s'])} / {duration(i['raw_p95_s'])}",
+                f"{c.ratios['library/raw p95']:.2f}",
+                f"{i['library_lookups_per_s']:,.0f}, {i['raw_lookups_per_s']:,.0f}",
+            ]
+        )
+    return THROUGHPUT_COLUMNS, rows
+
+
+def curve_table(curve: dict[str, Any]) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The cost-curve table: a row per kind of work, medians per size, then growth per step."""
+    sizes = curve["sizes"]
+    steps = [
+        f"x{b / a:.0f} rows: growth (log n: {g:.2f})"
+        for (a, b), g in zip(itertools.pairwise(sizes), curve["log_growth"], strict=True)
+    ]
+    columns = ("work", *(f"{n:,}" for n in sizes), *steps)
+    rows = [
+        [r["work"], *(duration(m) for m in r["median_s"]), *(f"{g:.2f}" for g in r["growth"])]
+        for r in curve["rows"]
+    ]
+    return columns, rows
+
+
+def curve_notes(curve: dict[str, Any]) -> list[str]:
+    faster = curve["faster_than_log_n"]
+    if not faster:
+        return ["Every search's page-1 cost grows no faster than log(n) (within 25%)."]
+    return [
+        f"Page-1 cost growing faster than log(n): {f['work']} "
+        f"(growth {', '.join(f'{g:.2f}' for g in f['growth'])}); its plan is in the JSON."
+        for f in faster
+    ]
+
+
+def _rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
 
 
 def _search_cells(case: Case) -> list[Measured | None]:
@@ -227,7 +318,10 @@ def markdown(
                 f"| {c.name} | {c.info['matches']:,} | " + " | ".join(cells + ratios) + " |"
             )
         lines.append("")
-    others = [c for c in cases if c.scenario != "search"]
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        lines += markdown_table(*_throughput(throughput))
+    others = [c for c in cases if c.scenario not in ("search", "throughput")]
     if others:
         lines += [
             "| scenario | contender | median per call | p95 | items/s | peak RSS + |",
@@ -247,6 +341,10 @@ def markdown(
                 f"| {w.scenario} | {w.rows_streamed:,} | {_mib(w.baseline)} | {_mib(w.peak)} |"
             )
         lines.append("")
+    curve = document.get("curve")
+    if curve:
+        lines += markdown_table(*curve_table(curve))
+        lines += [*curve_notes(curve), ""]
     lines += ["| target | goal | measured | |", "|---|---|---|---|"]
     for t in targets:
         met = "n/a" if t.met is None else ("met" if t.met else "**missed**")

@@ -20,11 +20,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from diamond_db import DiamondSearch, render_search
+from diamond_db import Diamond, DiamondSearch, render_search
+from diamond_db._rows import record_maker
 from diamond_db.demo import README_SEARCH
 
 from . import baselines
@@ -66,6 +69,7 @@ DESCRIPTIONS: Final = {
 async def run(bench: Bench) -> None:
     """Every Q at page 1, at the deep page by number, and at the same depth by cursor."""
     plan = bench.plan
+    bench.info["row_mapping"] = await profile_row_mapping(bench)
     for q, filters in QUERIES.items():
         base = DiamondSearch(**filters)
         total = (await bench.db.search_diamonds(base)).total or 0
@@ -208,3 +212,29 @@ async def _case(
                 r = render_search(searches[mode])
                 case.info[f"plan_{mode}"] = await baselines.explain_plan(conn, r.sql, r.params)
     return case
+
+
+async def profile_row_mapping(bench: Bench, repeat: int = 200) -> dict[str, float]:
+    """Microseconds per Diamond built from Q1's page-1 rows: class_row's way vs record_maker's.
+
+    class_row (psycopg) packs each row into keyword arguments for the frozen
+    __init__, which sets every field through object.__setattr__; record_maker
+    stores each field through its slot's descriptor.
+    """
+    rendered = render_search(DiamondSearch(**QUERIES["Q1"], count="none"))
+    async with bench.db.pool.connection() as conn:
+        cur = await conn.execute(rendered.sql.encode(), rendered.params)
+        rows = await cur.fetchall()
+        names = tuple(column.name for column in cur.description or ())
+
+    def per_row(build: Callable[[tuple[Any, ...]], Diamond]) -> float:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            for row in rows:
+                build(row)
+        return (time.perf_counter() - started) / (repeat * len(rows)) * 1e6
+
+    make = record_maker(Diamond, names)
+    before = per_row(lambda row: Diamond(**dict(zip(names, row, strict=True))))
+    after = per_row(make)
+    return {"class_row_us": before, "record_maker_us": after, "rows": len(rows)}

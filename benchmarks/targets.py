@@ -35,6 +35,12 @@ def evaluate(cases: Sequence[Case]) -> list[Target]:
     search = [c for c in cases if c.scenario == "search"]
     if search:
         targets += _search_targets(search)
+    growth = [c for c in cases if c.scenario == "ingest_memory"]
+    if growth:
+        targets.append(_memory_target(growth))
+    throughput = [c for c in cases if c.scenario == "throughput"]
+    if throughput:
+        targets += _throughput_targets(throughput)
     for case in cases:
         if case.scenario == "lookup":
             r = case.ratios["library/raw"]
@@ -260,14 +266,56 @@ def _search_targets(search: Sequence[Case]) -> list[Target]:
     return targets
 
 
-def _every(name: str, goal: str, ratios: dict[str, float], ok: Any) -> Target:
+def _every(name: str, goal: str, ratios: dict[str, float], ok: Any, worst: Any = max) -> Target:
     if not ratios:
         return Target(name, goal, "not measured", None)
-    worst = max(ratios, key=lambda q: ratios[q])
+    worst = worst(ratios, key=lambda q: ratios[q])
     missed = [q for q, r in ratios.items() if not ok(r)]
     listing = ", ".join(f"{q} {r:.2f}x" for q, r in ratios.items())
     note = f"missed by {', '.join(missed)}; " if missed else ""
     return Target(name, goal, f"{note}worst {worst} {ratios[worst]:.2f}x ({listing})", not missed)
+
+
+THROUGHPUT_SHARE = 0.95
+P95_LIMIT = 1.15
+
+
+def _throughput_targets(cases: Sequence[Case]) -> list[Target]:
+    rates = {f"{c.info['clients']} clients": c.ratios["library/raw throughput"] for c in cases}
+    p95 = {f"{c.info['clients']} clients": c.ratios["library/raw p95"] for c in cases}
+    return [
+        _every(
+            "search throughput vs raw psycopg",
+            f"library/raw searches per second >= {THROUGHPUT_SHARE}x at every N",
+            rates,
+            lambda r: r >= THROUGHPUT_SHARE,
+            worst=min,
+        ),
+        _every(
+            "search p95 under concurrency vs raw psycopg",
+            f"library/raw p95 <= {P95_LIMIT}x at every N",
+            p95,
+            lambda r: r <= P95_LIMIT,
+        ),
+    ]
+
+
+MEMORY_LIMIT = 1.5
+COPY_SHARE = 0.90
+
+
+def _memory_target(cases: Sequence[Case]) -> Target:
+    ratios = {
+        f"{c.info['rows']:,} {name}": c.info[f"{name}/json"] for c in cases for name in c.results
+    }
+    worst = max(ratios, key=lambda k: ratios[k])
+    listing = ", ".join(f"{k} {r:.2f}x" for k, r in ratios.items())
+    return Target(
+        "bulk ingest memory",
+        f"peak RSS growth <= {MEMORY_LIMIT}x the JSON bytes sent, at every size",
+        f"worst {worst} {ratios[worst]:.2f}x ({listing})",
+        ratios[worst] <= MEMORY_LIMIT,
+    )
 
 
 def _ingest_targets(case: Case) -> list[Target]:
@@ -275,12 +323,14 @@ def _ingest_targets(case: Case) -> list[Target]:
     versus_single = case.ratios["single/bulk"]
     reingest = case.ratios["reingest/bulk"]
     rate = {name: m.rate for name, m in case.results.items()}
+    streamed = 1 / case.ratios["bulk_iter/copy"] if "bulk_iter/copy" in case.ratios else None
+    also = f"; from an iterator {streamed:.2f}x" if streamed is not None else ""
     return [
         Target(
-            "bulk ingest vs plain COPY",
-            "bulk rate >= 0.75x COPY rate",
-            f"{versus_copy:.2f}x ({rate['bulk']:,.0f} vs {rate['copy']:,.0f} rows/s)",
-            versus_copy >= 0.75,
+            "bulk ingest vs streaming COPY",
+            f"bulk rate >= {COPY_SHARE:.2f}x the streaming COPY's rate",
+            f"{versus_copy:.2f}x ({rate['bulk']:,.0f} vs {rate['copy']:,.0f} rows/s{also})",
+            versus_copy >= COPY_SHARE,
         ),
         Target(
             "bulk ingest vs single-row path",

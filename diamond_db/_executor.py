@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, sql
-from psycopg.rows import AsyncRowFactory, class_row
+from psycopg.rows import AsyncRowFactory
 
+from ._rows import record_row
 from .records import QueryEvent
 from .registry import Registry, RegistryError, Role, Statement
 
@@ -74,7 +75,7 @@ _factories: dict[type[Any], AsyncRowFactory[Any]] = {}
 def _factory(record: type[Any]) -> AsyncRowFactory[Any]:
     factory = _factories.get(record)
     if factory is None:
-        factory = _factories[record] = class_row(record)
+        factory = _factories[record] = record_row(record)
     return factory
 
 
@@ -125,6 +126,29 @@ class Executor(ABC):
         """Run a statement and return how many rows it changed."""
         result: int = await self._run(name, params)
         return max(result, 0)
+
+    async def _pipelined(self, name: str, params_seq: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Run a statement once per parameter set in one pipeline; every set's rows, as tuples.
+
+        psycopg's executemany: the parameter sets are built lazily, so the client
+        prepares the next while the server runs this one. Meant for a transaction.
+        """
+        statement = self._registry[name]
+        async with self._connection(statement.role) as conn:
+            started = time.perf_counter()
+            rows: list[Any] = []
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(statement.sql.encode(), params_seq, returning=True)
+                while True:
+                    rows += await cursor.fetchall()
+                    if not cursor.nextset():
+                        break
+            except BaseException as error:
+                self._observer.report(name, started, 0, error)
+                raise
+            self._observer.report(name, started, len(rows), None)
+            return rows
 
     async def _mapped(self, row_factory: AsyncRowFactory[T], name: str, **params: Any) -> list[T]:
         """Run a statement whose rows `row_factory` builds (a record cannot say "no row")."""

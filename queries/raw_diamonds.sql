@@ -11,11 +11,14 @@
 -- legacy flag, kept equal to (consolidation_status = 'done') by a CHECK.
 -- updated_at records the last change of the payload, not of the status.
 
--- name: upsert_raw_diamonds(supplier, run_id, stone_ids, offer_ids, updated_ats, payloads, payload_hashes)!
--- Insert or update a batch of raw payloads in one statement; returns the rows
--- inserted or changed. The arrays are parallel, one element per stone, keys
--- distinct and sorted by the facade (so concurrent batches lock rows in the same
--- order); :payloads holds the canonical JSON text the hash was computed from.
+-- name: upsert_raw_diamonds(supplier, run_id, stone_ids, offer_ids, updated_ats, payloads, payload_hashes)
+-- Insert or update a batch of one feed's raw payloads in one statement; returns the
+-- stone of each row inserted or changed. The arrays are parallel, one element per
+-- stone, keys distinct and sorted by the facade (so concurrent batches lock rows in
+-- the same order); :payloads holds the canonical JSON text the hash was computed from. A large
+-- batch is several of these statements in one transaction, pipelined (the client
+-- encodes the next while the server writes this one): measured faster than one
+-- statement of all rows and than COPY into a staging table plus one merge.
 -- A row whose stored payload_hash equals the incoming one is left untouched (no
 -- rewrite, no re-consolidation): the WHERE skips it before its JSON is even parsed
 -- (one index probe per row), and ON CONFLICT ... WHERE covers a concurrent writer. A changed
@@ -62,7 +65,8 @@ ON CONFLICT (supplier, supplier_stone_id) DO UPDATE
         claimed_at = NULL,
         consolidation_error = NULL,
         updated_at = now()
-    WHERE r.payload_hash IS DISTINCT FROM excluded.payload_hash;
+    WHERE r.payload_hash IS DISTINCT FROM excluded.payload_hash
+RETURNING r.supplier_stone_id;
 
 -- name: get_unconsolidated_raw_diamonds(supplier, row_limit, row_offset)
 -- A feed's rows waiting for consolidation (pending), oldest first (raw_diamonds_pending_idx).

@@ -60,9 +60,9 @@ def _ingest_case(bulk: float, copy: float, single: float, reingest: float) -> Ca
 
 
 def test_targets_say_met_or_missed() -> None:
-    met = {t.name: t.met for t in evaluate([_ingest_case(1.2, 1.0, 8.0, 0.5)])}
+    met = {t.name: t.met for t in evaluate([_ingest_case(1.1, 1.0, 8.0, 0.5)])}
     assert met == {
-        "bulk ingest vs plain COPY": True,  # 0.83x of COPY's rate
+        "bulk ingest vs streaming COPY": True,  # 0.91x of COPY's rate
         "bulk ingest vs single-row path": True,
         "unchanged re-ingest": True,
     }

@@ -572,3 +572,50 @@ async def test_four_consolidators_take_every_row_exactly_once(
         name: len(taken) for name, taken in zip(names, results, strict=True) if taken
     }
     assert await diamond_db.get_unconsolidated_count() == 0
+
+
+# -- upsert_raw_diamonds from an iterator (streamed) ---------------------------
+
+
+async def test_an_iterator_is_streamed_in_several_statements_of_one_transaction(
+    diamond_db: Database, diamond_db_url: str, run_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(raw_diamonds, "MAX_STATEMENT_CHARS", 1000)  # ~8 statements
+    assert await diamond_db.upsert_raw_diamonds(run_id, iter(inputs(60))) == 60
+    streamed = table_state(diamond_db_url)
+    with psycopg.connect(diamond_db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE raw_diamonds_nivoda")
+    assert await diamond_db.upsert_raw_diamonds(run_id, inputs(60)) == 60
+    assert table_state(diamond_db_url) == streamed
+    assert await diamond_db.upsert_raw_diamonds(run_id, (r for r in inputs(60))) == 0
+
+
+async def test_an_iterator_repeating_a_stone_in_a_later_statement_counts_it_once(
+    diamond_db: Database, diamond_db_url: str, run_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(raw_diamonds, "MAX_STATEMENT_CHARS", 1000)
+    rows = [*inputs(20), RawDiamondInput("stone-00003", "o-last", {"v": 3})]
+    assert await diamond_db.upsert_raw_diamonds(run_id, iter(rows)) == 20
+    row = raw_row(diamond_db_url, "stone-00003")
+    assert (row["offer_id"], row["payload"]) == ("o-last", {"v": 3})
+
+
+async def test_a_bad_row_late_in_an_iterator_writes_nothing(
+    diamond_db: Database, diamond_db_url: str, run_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(raw_diamonds, "MAX_STATEMENT_CHARS", 1000)  # statements already sent
+    sent: list[int] = []
+
+    def rows() -> Iterator[RawDiamondInput]:
+        for n, row in enumerate(inputs(40)):
+            sent.append(n)
+            yield row
+        yield RawDiamondInput("stone-bad", "o", {"f": [math.nan]})
+
+    with pytest.raises(ValidationError) as caught:
+        await diamond_db.upsert_raw_diamonds(run_id, rows())
+    assert caught.value.argument == "rows[40].payload.f[0]"
+    assert "stone-bad" in str(caught.value)
+    assert len(sent) == 40
+    assert table_state(diamond_db_url) == []
+    assert await diamond_db.upsert_raw_diamonds(run_id, iter(inputs(3))) == 3

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import Any, Final
@@ -29,10 +30,11 @@ from ..validation import (
     uuid_list_arg,
 )
 
-# One statement carries at most this many characters of payload JSON, far below
-# PostgreSQL's 1 GB limit per value; a larger batch is sent in several statements
-# of one transaction (a worker's page or partition fits in one).
-MAX_STATEMENT_CHARS: Final = 64 * 1024 * 1024
+# One statement carries at most this many characters of payload JSON (~1,000 full
+# supplier items). A larger batch is a pipeline of such statements in one
+# transaction: the client encodes the next statement while the server writes this
+# one, and the process holds one statement's arrays at a time, not the batch's.
+MAX_STATEMENT_CHARS: Final = 2 * 1024 * 1024
 
 
 class _TextArray(list[str]):
@@ -158,46 +160,74 @@ def _encode(
     )
 
 
-def _encode_batch(rows: object) -> list[_Encoded]:
+def _encode_row(index: int, row: object) -> _Encoded:
+    """rows[index] checked and encoded; a ValidationError names its index and stone."""
+    if not isinstance(row, RawDiamondInput):
+        raise ValidationError(
+            f"rows[{index}]", f"expected a RawDiamondInput, got {type(row).__name__}"
+        )
+    try:
+        return _encode(
+            f"rows[{index}].",
+            row.supplier_stone_id,
+            row.offer_id,
+            row.payload,
+            row.source_updated_at,
+        )
+    except ValidationError as error:
+        message = str(error).removeprefix(f"{error.argument}: ")
+        key = f"supplier_stone_id={row.supplier_stone_id!r}"[:200]
+        raise ValidationError(error.argument, f"{message} [key {key}]") from None
+
+
+def _encode_batch(rows: Sequence[object]) -> list[_Encoded]:
     """Check and encode every row before anything is sent; last row per stone wins, sorted.
 
     Sorted by supplier_stone_id, so concurrent batches lock rows in the same order.
     """
-    if isinstance(rows, str | bytes) or not isinstance(rows, Sequence):
-        raise ValidationError("rows", "expected a sequence of RawDiamondInput")
     latest: dict[str, _Encoded] = {}
     for i, row in enumerate(rows):
-        if not isinstance(row, RawDiamondInput):
-            raise ValidationError(
-                f"rows[{i}]", f"expected a RawDiamondInput, got {type(row).__name__}"
-            )
-        try:
-            encoded = _encode(
-                f"rows[{i}].",
-                row.supplier_stone_id,
-                row.offer_id,
-                row.payload,
-                row.source_updated_at,
-            )
-        except ValidationError as error:
-            message = str(error).removeprefix(f"{error.argument}: ")
-            key = f"supplier_stone_id={row.supplier_stone_id!r}"[:200]
-            raise ValidationError(error.argument, f"{message} [key {key}]") from None
+        encoded = _encode_row(i, row)
         latest[encoded[0]] = encoded
     return [latest[key] for key in sorted(latest)]
 
 
-def _chunks(batch: list[_Encoded]) -> list[list[_Encoded]]:
-    """The batch cut into statements of at most MAX_STATEMENT_CHARS of JSON (usually one)."""
-    chunks: list[list[_Encoded]] = [[]]
+def _chunks(batch: list[_Encoded]) -> Iterator[list[_Encoded]]:
+    """The batch cut into statements of at most MAX_STATEMENT_CHARS of JSON, in order.
+
+    Consumes `batch`: each row is released once its statement is built.
+    """
+    batch.reverse()
+    chunk: list[_Encoded] = []
     size = 0
-    for row in batch:
-        if chunks[-1] and size + len(row[3]) > MAX_STATEMENT_CHARS:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(row)
+    while batch:
+        row = batch.pop()
+        if chunk and size + len(row[3]) > MAX_STATEMENT_CHARS:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
         size += len(row[3])
-    return chunks
+    if chunk:
+        yield chunk
+
+
+def _streamed(rows: Iterable[object]) -> Iterator[list[_Encoded]]:
+    """An iterator's rows, encoded statement by statement while earlier ones are written.
+
+    Within a statement the last row per stone wins and rows are sorted; a stone
+    repeated in a later statement is written again (the last row still wins).
+    """
+    latest: dict[str, _Encoded] = {}
+    size = 0
+    for i, row in enumerate(rows):
+        encoded = _encode_row(i, row)
+        if latest and size + len(encoded[3]) > MAX_STATEMENT_CHARS:
+            yield [latest[key] for key in sorted(latest)]
+            latest, size = {}, 0
+        latest[encoded[0]] = encoded
+        size += len(encoded[3])
+    if latest:
+        yield [latest[key] for key in sorted(latest)]
 
 
 def _arrays(supplier: str, run_id: UUID, chunk: list[_Encoded]) -> dict[str, Any]:
@@ -246,35 +276,46 @@ class RawDiamondOperations(Executor):
         feed = supplier_arg("supplier", supplier)
         run = uuid_arg("run_id", run_id)
         row = _encode("", supplier_stone_id, offer_id, payload, source_updated_at)
-        return await self._upsert(feed, run, [row]) > 0
+        return await self._upsert(feed, run, iter([[row]])) > 0
 
     async def upsert_raw_diamonds(
-        self, run_id: UUID | str, rows: Sequence[RawDiamondInput], *, supplier: str = "nivoda"
+        self,
+        run_id: UUID | str,
+        rows: Sequence[RawDiamondInput] | Iterable[RawDiamondInput],
+        *,
+        supplier: str = "nivoda",
     ) -> int:
-        """Insert or update a batch of one feed's raw payloads atomically; how many changed.
+        """Insert or update a batch of one feed's raw payloads atomically; the stones changed.
 
-        One statement per batch (several, in one transaction, past
-        MAX_STATEMENT_CHARS of JSON); every row is checked first, the error
-        naming its index and supplier_stone_id. A stone repeated in the batch
-        counts once, its last row wins. Same hash rule as upsert_raw_diamond.
+        A sequence is checked row by row before anything is sent, the error
+        naming its index and supplier_stone_id; an iterator is encoded while it
+        is sent (bounded memory), and a bad row anywhere raises the same error
+        with nothing written. Up to MAX_STATEMENT_CHARS of JSON is one statement;
+        more is a pipeline of statements in one transaction. A stone repeated in
+        the batch counts once, its last row wins. Same hash rule as upsert_raw_diamond.
         """
         feed = supplier_arg("supplier", supplier)
         run = uuid_arg("run_id", run_id)
-        batch = _encode_batch(rows)
-        if not batch:
-            return 0
-        return await self._upsert(feed, run, batch)
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise ValidationError("rows", "expected a sequence or iterator of RawDiamondInput")
+        if isinstance(rows, Sequence):
+            return await self._upsert(feed, run, _chunks(_encode_batch(rows)))
+        return await self._upsert(feed, run, _streamed(rows))
 
-    async def _upsert(self, supplier: str, run_id: UUID, batch: list[_Encoded]) -> int:
-        chunks = _chunks(batch)
-        if len(chunks) == 1:
-            return await self._rowcount("upsert_raw_diamonds", **_arrays(supplier, run_id, batch))
+    async def _upsert(self, supplier: str, run_id: UUID, chunks: Iterator[list[_Encoded]]) -> int:
+        first = next(chunks, None)
+        if first is None:
+            return 0
+        second = next(chunks, None)
+        if second is None:
+            params = _arrays(supplier, run_id, first)
+            return len(await self._run("upsert_raw_diamonds", params))
+        statements = (
+            _arrays(supplier, run_id, c) for c in itertools.chain((first, second), chunks)
+        )
         async with self._atomic() as tx:
-            changed = 0
-            for chunk in chunks:
-                params = _arrays(supplier, run_id, chunk)
-                changed += await tx._rowcount("upsert_raw_diamonds", **params)
-            return changed
+            changed = await tx._pipelined("upsert_raw_diamonds", statements)
+        return len({stone for (stone,) in changed})
 
     async def get_unconsolidated_raw_diamonds(
         self, limit: int, offset: int = 0, *, supplier: str = "nivoda"
