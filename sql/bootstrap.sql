@@ -42,7 +42,7 @@ DECLARE
         '0008 7e6233940ff6d8a1c279bf5aed6ef58311e46cbf9da59a98a904cfbe2fb0f836',
         '0009 a02a3cc7ed9e606f41d4bd489a84cca95dc7526a08a14f8f8e8a604d74fcd5b9',
         '0010 473827a2ae156dfa1c641c99c9ea96e229f45a579c342e0f3759900ededc7016',
-        '0011 1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
+        '0011 d869f1568cb215f273e3cc17c92b2080d0bbc299a3e85d6ecad93407eb63eeb8',
         '0012 0a8049b44ffc8a7a098babcdc6b4440f5fa839636d0c80694831f2163770ba18'
     ];
     recorded TEXT[];
@@ -802,16 +802,16 @@ CREATE TABLE IF NOT EXISTS rating_rules (
     priority INTEGER NOT NULL DEFAULT 100,
     rating INTEGER NOT NULL,
     supplier TEXT,
-    shapes TEXT [],
-    colors TEXT [],
-    clarities TEXT [],
-    cuts TEXT [],
-    polishes TEXT [],
-    symmetries TEXT [],
-    fluorescences TEXT [],
-    certificate_labs TEXT [],
-    girdles TEXT [],
-    culet_sizes TEXT [],
+    shapes TEXT[],
+    colors TEXT[],
+    clarities TEXT[],
+    cuts TEXT[],
+    polishes TEXT[],
+    symmetries TEXT[],
+    fluorescences TEXT[],
+    certificate_labs TEXT[],
+    girdles TEXT[],
+    culet_sizes TEXT[],
     lab_grown BOOLEAN,
     carat_min NUMERIC(6, 2),
     carat_max NUMERIC(6, 2),
@@ -881,8 +881,8 @@ CREATE TABLE IF NOT EXISTS catalogue_jobs (
     skipped BIGINT NOT NULL DEFAULT 0,
     retry_count INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    checkpoint UUID,
-    suppliers TEXT [] NOT NULL DEFAULT '{}',
+    checkpoint UUID,  -- noqa: RF04
+    suppliers TEXT[] NOT NULL DEFAULT '{}',
     lease_holder TEXT,
     lease_expires_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -957,7 +957,7 @@ CREATE OR REPLACE FUNCTION pricing_rule_for(
     p_supplier_price_cents BIGINT,
     p_fancy BOOLEAN
 )
-RETURNS SETOF pricing_rules
+RETURNS SETOF pricing_rules  -- noqa: CP05
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT r.*
@@ -1001,7 +1001,7 @@ CREATE OR REPLACE FUNCTION rating_rule_for(
     p_pavilion_depth NUMERIC,
     p_ratio NUMERIC
 )
-RETURNS SETOF rating_rules
+RETURNS SETOF rating_rules  -- noqa: CP05
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT r.*
@@ -1046,7 +1046,7 @@ $$;
 -- pricing_rating, rating) from the active rules. With `pricing` all four are
 -- computed; without (a rating job) only rating, falling back to the diamond's
 -- pricing_rating, and the others stay as they are.
-CREATE OR REPLACE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)
+CREATE OR REPLACE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)  -- noqa: CP05
 RETURNS TABLE (
     markup_ratio NUMERIC,
     retail_price_cents BIGINT,
@@ -1156,7 +1156,7 @@ VALUES
 (
     '0011',
     'catalogue_jobs',
-    '1c3afed44c75b6053d368380a84188cc8aebadcc68a069c6219d6695283063ee',
+    'd869f1568cb215f273e3cc17c92b2080d0bbc299a3e85d6ecad93407eb63eeb8',
     0,
     'sql/bootstrap.sql'
 ),

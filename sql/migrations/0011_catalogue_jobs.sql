@@ -38,16 +38,16 @@ CREATE TABLE rating_rules (
     priority INTEGER NOT NULL DEFAULT 100,
     rating INTEGER NOT NULL,
     supplier TEXT,
-    shapes TEXT [],
-    colors TEXT [],
-    clarities TEXT [],
-    cuts TEXT [],
-    polishes TEXT [],
-    symmetries TEXT [],
-    fluorescences TEXT [],
-    certificate_labs TEXT [],
-    girdles TEXT [],
-    culet_sizes TEXT [],
+    shapes TEXT[],
+    colors TEXT[],
+    clarities TEXT[],
+    cuts TEXT[],
+    polishes TEXT[],
+    symmetries TEXT[],
+    fluorescences TEXT[],
+    certificate_labs TEXT[],
+    girdles TEXT[],
+    culet_sizes TEXT[],
     lab_grown BOOLEAN,
     carat_min NUMERIC(6, 2),
     carat_max NUMERIC(6, 2),
@@ -117,8 +117,8 @@ CREATE TABLE catalogue_jobs (
     skipped BIGINT NOT NULL DEFAULT 0,
     retry_count INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    checkpoint UUID,
-    suppliers TEXT [] NOT NULL DEFAULT '{}',
+    checkpoint UUID,  -- noqa: RF04
+    suppliers TEXT[] NOT NULL DEFAULT '{}',
     lease_holder TEXT,
     lease_expires_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -207,7 +207,7 @@ CREATE FUNCTION pricing_rule_for(
     p_supplier_price_cents BIGINT,
     p_fancy BOOLEAN
 )
-RETURNS SETOF pricing_rules
+RETURNS SETOF pricing_rules  -- noqa: CP05
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT r.*
@@ -251,7 +251,7 @@ CREATE FUNCTION rating_rule_for(
     p_pavilion_depth NUMERIC,
     p_ratio NUMERIC
 )
-RETURNS SETOF rating_rules
+RETURNS SETOF rating_rules  -- noqa: CP05
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT r.*
@@ -307,7 +307,7 @@ ADD CONSTRAINT diamonds_pricing_rating_check CHECK (
 -- pricing_rating, rating) from the active rules. With `pricing` all four are
 -- computed; without (a rating job) only rating, falling back to the diamond's
 -- pricing_rating, and the others stay as they are.
-CREATE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)
+CREATE FUNCTION diamond_rule_values(d diamonds, pricing BOOLEAN)  -- noqa: CP05
 RETURNS TABLE (
     markup_ratio NUMERIC,
     retail_price_cents BIGINT,
