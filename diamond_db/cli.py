@@ -747,7 +747,7 @@ def facets(
 
 
 # The command's flags: its own, then every filter flag of `search`.
-facets.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+facets.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # typer reads it
     [
         *(
             p
@@ -939,7 +939,7 @@ def _search_flags(args: Sequence[str]) -> dict[str, Any]:
     from .search import PREDICATES, DiamondSearch
 
     command = typer.main.get_command(app)
-    search_command = command.commands["search"]  # type: ignore[attr-defined]
+    search_command = command.commands["search"]  # type: ignore[attr-defined]  # a click Group
     context = search_command.make_context("search", list(args))
     types = {f.name: str(f.type) for f in dataclasses.fields(DiamondSearch)}
     filters: dict[str, Any] = {}
@@ -975,7 +975,7 @@ def jobs_list(
 
     async def run() -> list[Any]:
         async with _database(url) as db:
-            return await db.list_catalogue_jobs(kind, limit)  # type: ignore[arg-type]
+            return await db.list_catalogue_jobs(kind, limit)  # type: ignore[arg-type]  # validated
 
     table = Table("id", "kind", "status", "processed", "changed", "created", "reason")
     for job in asyncio.run(run()):
@@ -1024,7 +1024,7 @@ def jobs_start(
     async def run() -> Any:
         async with _database(url) as db:
             return await db.start_catalogue_job(
-                kind,  # type: ignore[arg-type]
+                kind,  # type: ignore[arg-type]  # the library validates it
                 reason=reason,
                 filters=filters or None,
                 triggered_by_rule_id=rule_id,

@@ -598,6 +598,7 @@ def _select(
     columns: str, conditions: Sequence[str], key: SortKey, direction: str, limit: str
 ) -> str:
     order = _order_by(key, direction)
+    # columns: a projection's fixed column list; every value is bound by name.
     parts = [f"SELECT {columns}", _from_live(), _where(conditions), order, limit]
     return "\n".join(part for part in parts if part)
 
