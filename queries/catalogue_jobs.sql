@@ -6,7 +6,9 @@
 -- transaction that starts with lock_catalogue_job (the job row stays locked to
 -- commit, so a cancel or a takeover waits for the batch and then sees it done),
 -- reads the batch's ids (composed by diamond_db/search.py from the job's stored
--- filters), then runs apply_catalogue_job_batch or revert_catalogue_job_batch.
+-- filters), then runs apply_catalogue_job_batch (and, when it met a diamond
+-- written meanwhile, apply_catalogue_job_batch_locked) or
+-- revert_catalogue_job_batch.
 -- The new values come from pricing_rule_for() / rating_rule_for() /
 -- diamond_retail_cents() (sql/bootstrap.sql), the one definition of the rules.
 
@@ -96,6 +98,130 @@ RETURNING *;
 
 -- name: apply_catalogue_job_batch(job_id, worker_id, ids, last_id)^
 -- One batch of a run, in one statement: compute each diamond's new values from
+-- the active rules once (diamond_rule_values: the kind selects the columns;
+-- 'pricing' sets markup_ratio, retail_price_cents, pricing_rating and rating,
+-- 'rating' sets rating, falling back to pricing_rating), write only the rows
+-- whose values change, snapshot their old and new values (the first snapshot
+-- per diamond per job wins) and add them to the job's counters. :ids are the
+-- batch's live diamonds (read in this transaction). Runs after
+-- lock_catalogue_job in the same transaction; `job` repeats its condition, so
+-- a job that is not this worker's, or not running, writes nothing.
+--
+-- Optimistic: the UPDATE writes a diamond only while it is still the row
+-- version the values were computed from (same ctid). A diamond written since
+-- (a concurrent upsert) is left to apply_catalogue_job_batch_locked, which the
+-- worker runs next in the same transaction when the checkpoint did not
+-- advance; so the checkpoint and `processed` advance only when every changing
+-- diamond was written here.
+-- role: writer
+-- record: CatalogueJob
+WITH job AS (
+    SELECT j.kind = 'pricing' AS pricing
+    FROM catalogue_jobs AS j
+    WHERE
+        j.id = :job_id
+        AND j.lease_holder = :worker_id
+        AND j.status = 'running'
+),
+
+-- Which diamonds of the batch change, their old and new values, and the row
+-- version those were read from; read without a lock, so a diamond whose
+-- values stay is neither locked nor written (a job with nothing to change
+-- writes nothing).
+changed AS (
+    SELECT
+        d.id,
+        d.ctid AS row_version,
+        job.pricing,
+        d.markup_ratio AS old_markup_ratio,
+        d.retail_price_cents AS old_retail_price_cents,
+        d.pricing_rating AS old_pricing_rating,
+        d.rating AS old_rating,
+        v.markup_ratio AS new_markup_ratio,
+        v.retail_price_cents AS new_retail_price_cents,
+        v.pricing_rating AS new_pricing_rating,
+        v.rating AS new_rating
+    FROM job
+    CROSS JOIN diamonds AS d
+    CROSS JOIN LATERAL diamond_rule_values(d, job.pricing) AS v
+    WHERE
+        d.id = any(:ids)  -- noqa: RF02
+        AND d.status = 'active'
+        AND (v.markup_ratio, v.retail_price_cents, v.pricing_rating, v.rating)
+        IS DISTINCT FROM
+        (d.markup_ratio, d.retail_price_cents, d.pricing_rating, d.rating)
+),
+
+-- The UPDATE locks each row; one written meanwhile fails the version check
+-- when re-read after the lock, and is skipped.
+updated AS (
+    UPDATE diamonds AS d
+    SET
+        markup_ratio = c.new_markup_ratio,
+        retail_price_cents = c.new_retail_price_cents,
+        pricing_rating = c.new_pricing_rating,
+        rating = c.new_rating,
+        updated_at = now()
+    FROM changed AS c
+    WHERE
+        d.id = c.id
+        AND d.ctid = c.row_version
+    RETURNING
+        c.*,
+        d.supplier
+),
+
+-- Columns the kind does not compute stay NULL: a revert leaves them alone.
+snapshots AS (
+    INSERT INTO catalogue_job_snapshots (
+        job_id, diamond_id, old_markup_ratio, new_markup_ratio,
+        old_retail_price_cents, new_retail_price_cents, old_pricing_rating,
+        new_pricing_rating, old_rating, new_rating
+    )
+    SELECT
+        cast(:job_id AS UUID) AS job_id,
+        u.id AS diamond_id,
+        CASE WHEN u.pricing THEN u.old_markup_ratio END AS old_markup_ratio,
+        CASE WHEN u.pricing THEN u.new_markup_ratio END AS new_markup_ratio,
+        CASE WHEN u.pricing THEN u.old_retail_price_cents END AS old_retail_price_cents,
+        CASE WHEN u.pricing THEN u.new_retail_price_cents END AS new_retail_price_cents,
+        CASE WHEN u.pricing THEN u.old_pricing_rating END AS old_pricing_rating,
+        CASE WHEN u.pricing THEN u.new_pricing_rating END AS new_pricing_rating,
+        u.old_rating,
+        u.new_rating
+    FROM updated AS u
+    ON CONFLICT (job_id, diamond_id) DO NOTHING
+),
+
+-- Whether every changing diamond was written here (no version check failed).
+outcome AS (
+    SELECT
+        (SELECT count(*) FROM updated) AS written,
+        (SELECT count(*) FROM updated) = (SELECT count(*) FROM changed) AS whole
+)
+
+UPDATE catalogue_jobs AS j
+SET
+    checkpoint = CASE WHEN o.whole THEN :last_id ELSE j.checkpoint END,
+    processed = j.processed + CASE WHEN o.whole THEN cardinality(:ids) ELSE 0 END,  -- noqa: RF02
+    changed = j.changed + o.written,
+    suppliers = array(
+        SELECT s.supplier FROM unnest(j.suppliers) AS s (supplier)
+        UNION
+        SELECT u.supplier FROM updated AS u
+        ORDER BY supplier
+    ),
+    updated_at = now()
+FROM outcome AS o
+WHERE
+    j.id = :job_id
+    AND j.lease_holder = :worker_id
+    AND j.status = 'running'
+RETURNING j.*;
+
+-- name: apply_catalogue_job_batch_locked(job_id, worker_id, ids, last_id)^
+-- The batch again, after apply_catalogue_job_batch met a diamond written
+-- since it read it (rare: a concurrent upsert). In one statement: compute each diamond's new values from
 -- the active rules (diamond_rule_values: the kind selects the columns; 'pricing'
 -- sets markup_ratio, retail_price_cents, pricing_rating and rating, 'rating'
 -- sets rating, falling back to pricing_rating), write only the rows whose

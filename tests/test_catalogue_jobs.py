@@ -368,6 +368,43 @@ async def test_a_backend_killed_mid_batch_loses_that_batch_only_and_another_work
     assert all(before[i]["retail_price_cents"] == old for i, old in olds)
 
 
+async def test_a_diamond_written_while_its_batch_waits_is_priced_from_the_new_version(
+    diamond_db: Database, diamond_db_url: str
+) -> None:
+    rng = random.Random(13)
+    await diamond_db.upsert_diamonds(random_diamonds(rng, 200))
+    await rules(diamond_db, rng)
+    expected = await oracle(diamond_db)
+    target = nth_id(diamond_db_url, 120)  # in the second batch of 100
+    job = await diamond_db.start_catalogue_job("pricing", reason="race with a writer")
+    async with await psycopg.AsyncConnection.connect(diamond_db_url) as writer:
+        await writer.execute(
+            b"UPDATE diamonds SET supplier_price_cents = supplier_price_cents * 3 + 7,"
+            b" markup_ratio = 1.3000, retail_price_cents = 1 WHERE id = %s",
+            (target,),
+        )
+        worker = asyncio.create_task(
+            diamond_db.run_catalogue_job(job.id, worker_id="w", batch_size=100)
+        )
+        await lock_waiters(diamond_db_url, BATCH_STATEMENT)  # the batch read the old version
+        await writer.commit()
+    done = await worker
+    after = stored(diamond_db_url)
+    assert {i: computed(r) for i, r in after.items()} == {
+        i: expected.values("pricing", r) for i, r in after.items()
+    }  # the target too: priced from the price the writer committed, not the one first read
+    assert (done.status, done.processed) == ("completed", 200)
+    assert snapshot_count(diamond_db_url, done) == done.changed
+    [old] = fetch(
+        diamond_db_url,
+        "SELECT old_markup_ratio, old_retail_price_cents FROM catalogue_job_snapshots"
+        " WHERE job_id = %s AND diamond_id = %s",
+        job.id,
+        target,
+    )
+    assert old == (Decimal("1.3000"), 1)  # the snapshot holds the writer's values
+
+
 async def test_two_workers_racing_on_one_job_give_one_workers_result(
     diamond_db: Database, diamond_db_url: str
 ) -> None:

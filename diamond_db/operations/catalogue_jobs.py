@@ -321,16 +321,7 @@ class CatalogueJobOperations(Executor):
             else:
                 ids = await _batch_ids(tx, job, after, size)
                 if ids:
-                    done = await tx._one(
-                        CatalogueJob,
-                        "apply_catalogue_job_batch",
-                        job_id=id,
-                        worker_id=worker,
-                        ids=ids,
-                        last_id=ids[-1],
-                    )
-                    assert done is not None  # the job row is locked by this transaction
-                    return done, True
+                    return await _apply(tx, id, worker, ids), True
             ended = await _finish(tx, id, worker)
             assert ended is not None  # the job row is locked by this transaction
             return ended, False
@@ -361,6 +352,22 @@ async def _batch_ids(tx: Executor, job: CatalogueJob, after: UUID, size: int) ->
     query = render_id_batch(search)
     params = {**query.params, "after_id": after, "batch_size": size}
     return await tx._composed("catalogue_job_batch_ids", "writer", query.sql, params, scalar_row)
+
+
+async def _apply(tx: Executor, id: UUID, worker: str, ids: list[UUID]) -> CatalogueJob:
+    """Write the batch: optimistically, then under row locks if a diamond was written meanwhile.
+
+    apply_catalogue_job_batch advances the checkpoint only when every changing
+    diamond was still the version it computed from; otherwise the locked form
+    finishes the batch (the rows already written no longer change).
+    """
+    params = {"job_id": id, "worker_id": worker, "ids": ids, "last_id": ids[-1]}
+    done = await tx._one(CatalogueJob, "apply_catalogue_job_batch", **params)
+    assert done is not None  # the job row is locked by this transaction
+    if done.checkpoint != ids[-1]:
+        done = await tx._one(CatalogueJob, "apply_catalogue_job_batch_locked", **params)
+        assert done is not None
+    return done
 
 
 async def _finish(tx: Executor, id: UUID, worker: str) -> CatalogueJob | None:
