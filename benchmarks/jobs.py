@@ -192,7 +192,7 @@ async def original(url: str, rules: list[PricingRule], job_id: UUID) -> int:
 
 async def run(bench: Bench) -> None:
     db, url = bench.db, bench.url
-    rounds, warmup = (1, 0) if bench.plan.quick else (2, 0)
+    rounds, warmup = bench.plan.jobs_rounds, 0
     await _execute(url, CLEAR_JOBS, RESET)
     rule = await db.create_pricing_rule(priority=1, markup_ratio=NEW_MARKUP, rating=5)
     try:

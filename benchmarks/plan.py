@@ -45,6 +45,7 @@ class Plan:
     dashboard_warmup: int = 3
     feeds_rows: int = 300_000  # pending raw rows per feed (issue 13: 3 x 300,000 vs 1 x 300,000)
     feeds_rounds: int = 20
+    jobs_rounds: int = 2  # each round re-prices every live diamond three times
 
     @classmethod
     def quick_plan(cls, rows: int, seed: int) -> Plan:
@@ -72,11 +73,12 @@ class Plan:
             dashboard_warmup=1,
             feeds_rows=10_000,
             feeds_rounds=3,
+            jobs_rounds=1,
         )
 
     def with_rounds(self, rounds: int) -> Plan:
         """The same plan with at most `rounds` measured rounds in every scenario."""
-        names = ("search", "ingest", "consolidation", "upsert", "throughput")
+        names = ("search", "ingest", "consolidation", "upsert", "throughput", "jobs")
         capped = {f"{n}_rounds": min(getattr(self, f"{n}_rounds"), rounds) for n in names}
         return dataclasses.replace(self, **capped)
 
