@@ -5,7 +5,8 @@ searches of benchmarks/search.py at page 1 with count="capped", then two point
 lookups, over and over (each client starts at a different place in the mix).
 - library: search_diamonds and get_diamond_by_id
 - raw:     the same statements (render_search's text, the registry's get_diamond_by_id)
-           through plain psycopg, on the same pool (the library's own)
+           through plain psycopg: a psycopg_pool pool of the library's size, psycopg's
+           defaults except autocommit and no prepared statements (as the library's pool)
 Each N alternates library and raw for a few rounds (A B, B A, ...). Reported per N:
 searches per second and p50/p95 of the search latencies, lookups per second, and the
 paired ratios library/raw (median over rounds).
@@ -18,6 +19,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from diamond_db import DiamondSearch, default_registry, render_search
 
@@ -37,7 +41,22 @@ async def run(bench: Bench) -> None:
     plan = bench.plan
     async with bench.db.pool.connection() as conn:
         ids = await baselines.sample_diamond_ids(conn, 1_000, plan.seed)
-    mixes = {name: _mix(bench, name, ids) for name in CONTENDERS}
+    size = bench.db.pool.max_size
+    async with AsyncConnectionPool[AsyncConnection[Any]](
+        bench.url,
+        min_size=size,
+        max_size=size,
+        kwargs={"autocommit": True, "prepare_threshold": None},
+        open=False,
+    ) as raw_pool:
+        await raw_pool.wait()
+        mixes = {name: _mix(bench, name, ids, raw_pool) for name in CONTENDERS}
+        await _clients(bench, mixes)
+
+
+async def _clients(bench: Bench, mixes: dict[str, list[tuple[str, Operation]]]) -> None:
+    """Each N of clients, library and raw alternated for the plan's rounds."""
+    plan = bench.plan
     for clients in plan.throughput_clients:
         counted: dict[str, list[tuple[int, int, float]]] = {name: [] for name in CONTENDERS}
         latencies: dict[str, list[float]] = {name: [] for name in CONTENDERS}
@@ -60,7 +79,9 @@ async def run(bench: Bench) -> None:
         )
 
 
-def _mix(bench: Bench, contender: str, ids: list[Any]) -> list[tuple[str, Operation]]:
+def _mix(
+    bench: Bench, contender: str, ids: list[Any], raw_pool: AsyncConnectionPool[Any]
+) -> list[tuple[str, Operation]]:
     """The loop's operations in order: six searches, then point lookups."""
     db = bench.db
     lookup_sql = default_registry()["get_diamond_by_id"].sql.encode()
@@ -79,7 +100,7 @@ def _mix(bench: Bench, contender: str, ids: list[Any]) -> list[tuple[str, Operat
             async def raw_search(
                 _: int, sql: bytes = rendered.sql.encode(), params: Any = rendered.params
             ) -> None:
-                async with db.pool.connection() as conn:
+                async with raw_pool.connection() as conn:
                     cur = await conn.execute(sql, params)
                     await cur.fetchall()
 
@@ -89,7 +110,7 @@ def _mix(bench: Bench, contender: str, ids: list[Any]) -> list[tuple[str, Operat
         assert await db.get_diamond_by_id(ids[i % len(ids)]) is not None
 
     async def raw_lookup(i: int) -> None:
-        async with db.pool.connection() as conn:
+        async with raw_pool.connection() as conn:
             cur = await conn.execute(lookup_sql, {"id": ids[i % len(ids)]})
             assert await cur.fetchone() is not None
 

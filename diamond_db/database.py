@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
     _AddConnection = None  # type: ignore[assignment,misc]
 
 from ._executor import Connection, Executor, Observer, OnQuery, run_statement
+from ._json import use_fast_loads
 from ._resources import bootstrap_sql
 from .config import UNSET, Seconds, Settings, Unset, resolve_settings
 from .errors import DatabaseUnavailable
@@ -219,6 +220,7 @@ class Database(Operations):
                 "prepare_threshold": s.prepare_threshold,
                 "connect_timeout": max(2, round(s.timeout)),
             },
+            configure=use_fast_loads,  # json/jsonb by orjson, json.loads' exact result
             # No `check=`: its retry loop sleeps 1, 2, 4 s ... between failed checks,
             # so a pool of dead connections could not be cleared within the wait.
             # _checkout checks each connection itself and retries at once.

@@ -28,7 +28,7 @@ from uuid import UUID
 
 from psycopg.rows import RowMaker
 
-from ._rows import record_maker
+from ._rows import column_names, record_maker
 from .errors import ValidationError
 from .records import Availability, Diamond, DiamondSummary
 from .registry import default_registry
@@ -753,7 +753,7 @@ def page_row(record: type[R], sort_column: str) -> Callable[[Any], RowMaker[Row[
     first_field = dataclasses.fields(record)[0].name
 
     def factory(cursor: Any) -> RowMaker[Row[R]]:
-        names = tuple(column.name for column in cursor.description or ())
+        names = column_names(cursor)
         total_at = names.index("search_total") if "search_total" in names else None
         first_at = names.index(first_field)
         sort_at = names.index(sort_column)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from uuid import UUID
 from psycopg.rows import RowMaker, tuple_row
 
 from .._executor import Executor
+from .._rows import column_names, record_maker
 from ..errors import ValidationError
 from ..facets import FACET_NAMES, check_count_mode, compose_facets, facet_names, make_facets
 from ..records import Diamond, Facets, Recommendations
@@ -42,23 +42,18 @@ RELATED_MAX_LIMIT: Final = 50
 QUICK_MAX_LIMIT: Final = 50
 QUICK_TEXT_LENGTH: Final = (2, 100)
 _FACET_OPTIONS: Final = frozenset(PREDICATES) | {"count", "count_cap"}
-_DIAMOND_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Diamond))
-
-
-def _diamond(names: Sequence[str], values: Sequence[Any]) -> Diamond | None:
-    """The Diamond of a row (by column name); None for the all-NULL row of a LEFT JOIN."""
-    row = dict(zip(names, values, strict=True))
-    return None if row["id"] is None else Diamond(**{n: row[n] for n in _DIAMOND_FIELDS})
 
 
 def _diamonds(cursor: Any) -> RowMaker[Diamond | None]:
-    names = [column.name for column in cursor.description or ()]
-    return lambda values: _diamond(names, values)
+    """Diamonds by column name; None for the all-NULL row of a LEFT JOIN."""
+    names = column_names(cursor)
+    build, id_at = record_maker(Diamond, names), names.index("id")
+    return lambda values: None if values[id_at] is None else build(values)
 
 
 def _slots(cursor: Any) -> RowMaker[tuple[str | None, Diamond | None]]:
-    names = [column.name for column in cursor.description or ()]
-    return lambda values: (values[names.index("slot")], _diamond(names, values))
+    slot_at, diamond = column_names(cursor).index("slot"), _diamonds(cursor)
+    return lambda values: (values[slot_at], diamond(values))
 
 
 def _match(match: object) -> dict[str, bool]:
