@@ -5,8 +5,8 @@ several times faster, which matters where every row carries JSONB (a search
 page's measurements and attributes, a consolidator's raw payloads). orjson
 differs from json.loads in one way that reaches us: an integer beyond 64 bits
 becomes a float (PostgreSQL's JSONB keeps numbers as numeric, of any size).
-Every such integer has 20 or more digits in a row, so text with such a run,
-and text orjson refuses, goes to json.loads instead.
+Every such integer has 19 or more digits in a row (-9223372036854775809 has
+19), so text with such a run, and text orjson refuses, goes to json.loads.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -41,7 +41,7 @@ def test_loads_equals_json_loads(document: Any) -> None:
 def test_loads_keeps_what_orjson_alone_would_round_or_refuse() -> None:
     for text in (
         '{"stone": 123456789012345678901234}',  # beyond 64 bits: orjson gives a float
-        "[18446744073709551616, -9223372036854775809]",
+        "[18446744073709551616, -9223372036854775809]",  # 19 digits suffice below zero
         "[1e400]",  # orjson refuses a number beyond a double's range
         '{"id": "12345678901234567890123"}',
     ):
