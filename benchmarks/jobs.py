@@ -2,7 +2,7 @@
 
 Contenders (each round starts from the same values: every live diamond at
 markup 1.15, retail = price x 1.15, then VACUUM, untimed; a pricing rule of
-markup 1.25 makes every price change):
+markup 1.25 makes every price change; autovacuum is off for diamonds meanwhile):
 - job:      start_catalogue_job("pricing") + run_catalogue_job (5,000-row batches,
             snapshots, checkpoint, lease: one transaction per batch)
 - original: the TypeScript package's method, reproduced: 1,000-row id-keyset
@@ -54,6 +54,11 @@ WHERE status = 'active'
       IS DISTINCT FROM (1.1500, diamond_retail_cents(supplier_price_cents, 1.15), 5, 5)
 """
 CLEAR_JOBS: Final = "DELETE FROM catalogue_jobs"
+# Each timed run starts from an explicit VACUUM (_fresh); a background vacuum of the
+# million rows another run left dead would land in whichever contender it meets (at
+# 1,000,000 it takes minutes, one of the two cores), so none runs meanwhile.
+AUTOVACUUM_OFF: Final = "ALTER TABLE diamonds SET (autovacuum_enabled = false)"
+AUTOVACUUM_ON: Final = "ALTER TABLE diamonds RESET (autovacuum_enabled)"
 ORIGINAL_JOB: Final = (
     "INSERT INTO catalogue_jobs (kind, status, reason) VALUES ('pricing', 'completed',"
     " 'benchmark: the original method') RETURNING id"
@@ -193,7 +198,7 @@ async def original(url: str, rules: list[PricingRule], job_id: UUID) -> int:
 async def run(bench: Bench) -> None:
     db, url = bench.db, bench.url
     rounds, warmup = bench.plan.jobs_rounds, 0
-    await _execute(url, CLEAR_JOBS, RESET)
+    await _execute(url, CLEAR_JOBS, RESET, AUTOVACUUM_OFF)
     rule = await db.create_pricing_rule(priority=1, markup_ratio=NEW_MARKUP, rating=5)
     try:
         await _contenders(bench, rounds, warmup)
@@ -201,6 +206,7 @@ async def run(bench: Bench) -> None:
         await _searching(bench)
         await _index_costs(bench)
     finally:
+        await _execute(url, AUTOVACUUM_ON)
         await db.deactivate_pricing_rule(rule.id)
         await _execute(url, "DELETE FROM pricing_rules WHERE id = %s", params=(rule.id,))
         await _execute(url, CLEAR_JOBS, RESET, f"DROP TABLE IF EXISTS {COPY}")

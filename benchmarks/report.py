@@ -21,8 +21,15 @@ from .targets import Target
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 # "list" (projection="list") and its ratio are measured at page 1 only: "-" elsewhere.
-SEARCH_COLUMNS: Final = ("exact", "capped", "raw", "naive", "floor", "list")
-SEARCH_RATIOS: Final = ("capped/raw", "capped/floor", "exact/naive", "capped/naive", "list/capped")
+SEARCH_COLUMNS: Final = ("exact", "capped", "raw", "naive", "floor", "list", "prepared")
+SEARCH_RATIOS: Final = (
+    "capped/raw",
+    "capped/floor",
+    "prepared/floor",
+    "exact/naive",
+    "capped/naive",
+    "list/capped",
+)
 
 
 def duration(seconds: float) -> str:

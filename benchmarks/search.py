@@ -10,9 +10,13 @@ Contenders per depth:
 - naive:  COUNT(*) then SELECT * ... ORDER BY <key> LIMIT/OFFSET, no tie-breaker
           (benchmarks/baselines.py), through plain psycopg on the same pool
 - floor:  the capped statement's server execution time (EXPLAIN ANALYZE, TIMING OFF)
-At page 1 also, the other projection (issue 13):
-- list:   search_diamonds(count="capped", projection="list"), DiamondSummary records of the
-          same rows: list/capped is what the short projection saves over the full one
+At page 1 also, the other projection (issue 13), and prepared statements:
+- list:     search_diamonds(count="capped", projection="list"), DiamondSummary records of the
+            same rows: list/capped is what the short projection saves over the full one
+- prepared: the capped search through a second Database with prepare_threshold=0 (what
+            PG_PREPARE_THRESHOLD gives a service on a direct connection; the default stays
+            off, as a transaction-mode pooler needs): prepared/floor is the page-1 ratio
+            without the per-call planning the floor leaves out
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from diamond_db import Diamond, DiamondSearch, render_search
+from diamond_db import Database, Diamond, DiamondSearch, render_search
 from diamond_db._rows import record_maker
 from diamond_db.demo import README_SEARCH
 
@@ -36,7 +40,7 @@ from .stats import Case, Contender, Measured, alternate, paired_ratio
 
 SCENARIO: Final = "search"
 CONTENDERS: Final = ("exact", "capped", "raw", "naive", "floor")
-PAGE1_CONTENDERS: Final = (*CONTENDERS, "list")
+PAGE1_CONTENDERS: Final = (*CONTENDERS, "list", "prepared")
 
 QUERIES: Final[dict[str, dict[str, Any]]] = {
     "Q1": {},  # no filters, default sort (created_at desc)
@@ -68,8 +72,15 @@ DESCRIPTIONS: Final = {
 
 async def run(bench: Bench) -> None:
     """Every Q at page 1, at the deep page by number, and at the same depth by cursor."""
-    plan = bench.plan
     bench.info["row_mapping"] = await profile_row_mapping(bench)
+    async with Database(
+        bench.url, min_size=1, max_size=2, prepare_threshold=0, slow_query_threshold=3600
+    ) as prepared:
+        await _queries(bench, prepared)
+
+
+async def _queries(bench: Bench, prepared: Database) -> None:
+    plan = bench.plan
     for q, filters in QUERIES.items():
         base = DiamondSearch(**filters)
         total = (await bench.db.search_diamonds(base)).total or 0
@@ -81,7 +92,7 @@ async def run(bench: Bench) -> None:
         cursor = await _cursor_depth(bench, q, base, total)
         if cursor is not None:
             depths.append(cursor)
-        contenders = [c for d in depths for c in _contenders(bench, base, d)]
+        contenders = [c for d in depths for c in _contenders(bench, prepared, base, d)]
         rotation = await alternate(
             SCENARIO, q, contenders, rounds=plan.search_rounds, warmup=plan.search_warmup
         )
@@ -140,7 +151,9 @@ def _searches(base: DiamondSearch, depth: Depth) -> dict[str, DiamondSearch]:
     return {m: _at(base, 1, count=m, cursor=depth.cursors[m]) for m in ("exact", "capped")}
 
 
-def _contenders(bench: Bench, base: DiamondSearch, depth: Depth) -> list[Contender]:
+def _contenders(
+    bench: Bench, prepared: Database, base: DiamondSearch, depth: Depth
+) -> list[Contender]:
     db = bench.db
     searches = _searches(base, depth)
     rendered = render_search(searches["capped"])
@@ -156,6 +169,9 @@ def _contenders(bench: Bench, base: DiamondSearch, depth: Depth) -> list[Contend
 
     async def list_(_: int) -> None:
         await db.search_diamonds(searches["capped"], projection="list")
+
+    async def prepared_(_: int) -> None:
+        await prepared.search_diamonds(searches["capped"])
 
     async def raw(_: int) -> None:
         async with db.pool.connection() as conn:
@@ -179,12 +195,13 @@ def _contenders(bench: Bench, base: DiamondSearch, depth: Depth) -> list[Contend
         "naive": naive,
         "floor": floor,
         "list": list_,
+        "prepared": prepared_,
     }
     return [Contender(f"{depth.kind}:{name}", runs[name]) for name in _names(depth)]
 
 
 def _names(depth: Depth) -> tuple[str, ...]:
-    """The contenders of a depth: page 1 also in the list projection."""
+    """The contenders of a depth: page 1 also in the list projection and prepared."""
     return PAGE1_CONTENDERS if depth.kind == "page1" else CONTENDERS
 
 
@@ -205,6 +222,7 @@ async def _case(
         case.ratio(a, b)
     if "list" in results:
         case.ratio("list", "capped")
+        case.ratio("prepared", "floor")
     if depth.kind != "deep":
         searches = _searches(base, depth)
         async with bench.db.pool.connection() as conn:
