@@ -12,20 +12,22 @@ Every such integer has 19 or more digits in a row (-9223372036854775809 has
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Final
 
 import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+# Digits to "1", every other byte to "0": a run of 19 digits is then a substring,
+# found at C speed (a regular expression costs ~7x more, 4 times orjson's parse).
+_DIGITS: Final = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_RUN: Final = b"1" * 19
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """json.loads' result for `data`, from orjson where the two agree."""
     text = data.encode() if isinstance(data, str) else bytes(data)
-    if _LONG_DIGITS.search(text) is None:
+    if _LONG_RUN not in text.translate(_DIGITS):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
