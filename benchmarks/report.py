@@ -119,7 +119,8 @@ def print_report(
         console.print(_search_table(search))
     throughput = [c for c in cases if c.scenario == "throughput"]
     if throughput:
-        console.print(_rows_table("throughput (closed loops, pools of the same size)", *_throughput(throughput)))
+        title = "throughput (closed loops, pools of the same size)"
+        console.print(_rows_table(title, *_throughput(throughput)))
     for case in cases:
         if case.scenario not in ("search", "throughput"):
             console.print(_case_table(case))
