@@ -70,6 +70,8 @@ def _scan(facets: Sequence[str], conditions: Sequence[str]) -> str:
 
     A row of the output belongs to the one facet whose column it is grouped
     by (GROUPING(...) = 0); its value is that column, NULL counted as a value.
+    The text names only columns of FACETS (facet_names refuses any other name);
+    every filter value is bound by compile_filters.
     """
     facet = "\n".join(f"    WHEN GROUPING(d.{f}) = 0 THEN '{f}'" for f in facets)
     value = "\n".join(f"    WHEN GROUPING(d.{f}) = 0 THEN {_value(f)}" for f in facets)

@@ -196,8 +196,9 @@ snapshots AS (
 -- Whether every changing diamond was written here (no version check failed).
 outcome AS (
     SELECT
-        (SELECT count(*) FROM updated) AS written,
-        (SELECT count(*) FROM updated) = (SELECT count(*) FROM changed) AS whole
+        count(*) AS written,
+        count(*) = (SELECT count(*) FROM changed) AS whole
+    FROM updated
 )
 
 UPDATE catalogue_jobs AS j

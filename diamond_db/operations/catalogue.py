@@ -44,15 +44,19 @@ QUICK_TEXT_LENGTH: Final = (2, 100)
 _FACET_OPTIONS: Final = frozenset(PREDICATES) | {"count", "count_cap"}
 
 
-def _diamonds(cursor: Any) -> RowMaker[Diamond | None]:
+def _diamond_maker(names: tuple[str, ...]) -> RowMaker[Diamond | None]:
     """Diamonds by column name; None for the all-NULL row of a LEFT JOIN."""
-    names = column_names(cursor)
     build, id_at = record_maker(Diamond, names), names.index("id")
     return lambda values: None if values[id_at] is None else build(values)
 
 
+def _diamonds(cursor: Any) -> RowMaker[Diamond | None]:
+    return _diamond_maker(column_names(cursor))
+
+
 def _slots(cursor: Any) -> RowMaker[tuple[str | None, Diamond | None]]:
-    slot_at, diamond = column_names(cursor).index("slot"), _diamonds(cursor)
+    names = column_names(cursor)
+    slot_at, diamond = names.index("slot"), _diamond_maker(names)
     return lambda values: (values[slot_at], diamond(values))
 
 
