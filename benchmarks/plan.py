@@ -46,6 +46,7 @@ class Plan:
     feeds_rows: int = 300_000  # pending raw rows per feed (issue 13: 3 x 300,000 vs 1 x 300,000)
     feeds_rounds: int = 20
     jobs_rounds: int = 2  # each round re-prices every live diamond three times
+    jobs_search_seconds: float = 180.0  # searching before, then during, the job (at most)
 
     @classmethod
     def quick_plan(cls, rows: int, seed: int) -> Plan:
@@ -74,6 +75,7 @@ class Plan:
             feeds_rows=10_000,
             feeds_rounds=3,
             jobs_rounds=1,
+            jobs_search_seconds=5.0,
         )
 
     def with_rounds(self, rounds: int) -> Plan:
