@@ -17,7 +17,6 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Final
 
@@ -56,8 +55,8 @@ class Clients:
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
         self.phase = "before"
-        self.latencies: dict[str, list[float]] = defaultdict(list)  # phase -> seconds
-        self.failures: dict[str, list[str]] = defaultdict(list)
+        self.latencies: dict[str, list[float]] = {"before": [], "during": []}
+        self.failures: dict[str, list[str]] = {"before": [], "during": []}
         self.searches = [DiamondSearch(**q, count="capped") for q in QUERIES.values()]
         self._stop = asyncio.Event()
 
@@ -111,7 +110,7 @@ async def run(bench: Bench) -> None:
         applied=[s.version for s in applied],
         longest_lock_wait_seconds=runner.longest_wait,
         lock_wait_samples=runner.wait_samples,
-        failed_searches={k: len(clients.failures[k]) for k in ("before", "during")},
+        failed_searches={k: len(v) for k, v in clients.failures.items()},
         failure_examples=[*clients.failures["before"][:3], *clients.failures["during"][:3]],
     )
     bench.add(case)
