@@ -30,8 +30,8 @@ class Plan:
     ingest_rounds: int = 3
     memory_sizes: tuple[int, ...] = (20_000, 100_000)
     throughput_clients: tuple[int, ...] = (1, 8, 32)
-    throughput_seconds: float = 5.0
-    throughput_rounds: int = 6
+    throughput_seconds: float = 3.0
+    throughput_rounds: int = 10
     consolidation_rows: int = 100_000
     consolidation_rounds: int = 2
     consolidators: tuple[int, ...] = (1, 2, 4)
