@@ -150,17 +150,14 @@ def _resume(coro: Coroutine[Any, Any, None], waiting_for: Any) -> Generator[Any,
     """Hand what `coro` waits for to the running task, and each result back to `coro`."""
     while True:
         try:
-            sent = yield waiting_for
-        except BaseException as error:  # thrown into the task: pass it on
             try:
+                sent = yield waiting_for
+            except BaseException as error:  # thrown into the task: pass it on
                 waiting_for = coro.throw(error)
-            except StopIteration:
-                return
-        else:
-            try:
+            else:
                 waiting_for = coro.send(sent)
-            except StopIteration:
-                return
+        except StopIteration:
+            return
 
 
 class Database(Operations):
